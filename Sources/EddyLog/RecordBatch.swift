@@ -1,0 +1,337 @@
+import EddyCore
+
+/// The fixed header of a Kafka RecordBatch (magic 2). Field order and sizes are Kafka's, so
+/// the bytes Eddy stores can be served unchanged over the Kafka protocol.
+///
+/// ```
+/// baseOffset int64 | batchLength int32 | partitionLeaderEpoch int32 | magic int8 (2)
+/// crc uint32 (CRC32C of attributes ... end) | attributes int16 | lastOffsetDelta int32
+/// baseTimestamp int64 | maxTimestamp int64 | producerId int64 | producerEpoch int16
+/// baseSequence int32 | recordCount int32 | records...
+/// ```
+public struct RecordBatchHeader: Hashable, Sendable {
+    public var baseOffset: Offset
+    /// Bytes after the `batchLength` field (the whole batch is `batchLength + 12`).
+    public var batchLength: Int32
+    public var partitionLeaderEpoch: Int32
+    public var magic: Int8
+    public var crc: UInt32
+    public var attributes: Int16
+    public var lastOffsetDelta: Int32
+    public var baseTimestamp: Timestamp
+    public var maxTimestamp: Timestamp
+    public var producerID: Int64
+    public var producerEpoch: Int16
+    public var baseSequence: Int32
+    public var recordCount: Int32
+
+    public var totalSize: Int { Int(batchLength) + RecordBatch.lengthFieldEnd }
+    public var lastOffset: Offset { baseOffset + Offset(lastOffsetDelta) }
+    public var isTransactional: Bool { attributes & 0x10 != 0 }
+    public var isControl: Bool { attributes & 0x20 != 0 }
+    public var timestampType: TimestampType { attributes & 0x08 != 0 ? .logAppendTime : .createTime }
+    var compressionCode: Int16 { attributes & 0x07 }
+}
+
+/// A control record's kind: the marker a transaction coordinator writes to end a transaction.
+public enum ControlRecordType: Int16, Sendable {
+    case abort = 0
+    case commit = 1
+}
+
+/// One record inside a batch, viewed without copying. Valid only inside the closure that
+/// receives it (the bytes belong to the batch buffer).
+public struct RecordView {
+    public var offset: Offset
+    public var timestamp: Timestamp
+    public var key: UnsafeRawBufferPointer?
+    public var value: UnsafeRawBufferPointer?
+    /// Raw header section: count varint already read, `headerCount` entries follow.
+    public var headerCount: Int
+    var headerBytes: UnsafeRawBufferPointer
+
+    /// The headers, decoded (allocates).
+    public func headers() throws -> [Header] {
+        guard headerCount > 0 else { return [] }
+        var reader = ByteReader(headerBytes, context: "record headers at offset \(offset)")
+        var result: [Header] = []
+        result.reserveCapacity(headerCount)
+        for _ in 0..<headerCount {
+            let keyLength = Int(try reader.readVarint())
+            guard keyLength >= 0 else { throw EddyError(.corrupt, "negative header key length at offset \(offset)") }
+            let keyBytes = try reader.readSlice(keyLength)
+            guard let key = String(validating: keyBytes, as: UTF8.self) else {
+                throw EddyError(.corrupt, "header key is not UTF-8 at offset \(offset)")
+            }
+            let valueLength = Int(try reader.readVarint())
+            let value: [UInt8]? = valueLength < 0 ? nil : try reader.readBytes(valueLength)
+            result.append(Header(key: key, value: value))
+        }
+        return result
+    }
+}
+
+/// Encoding and decoding of Kafka's RecordBatch v2.
+public enum RecordBatch {
+    /// Bytes of the fixed header.
+    public static let headerSize = 61
+    /// Offset of the first byte after `batchLength` (baseOffset + batchLength).
+    public static let lengthFieldEnd = 12
+    /// Offset of the `crc` field and of the first byte it covers.
+    static let crcOffset = 17
+    static let attributesOffset = 21
+    static let recordCountOffset = 57
+
+    /// Parses and sanity-checks the header at the start of `bytes` (no CRC check).
+    public static func parseHeader(_ bytes: UnsafeRawBufferPointer, context: String = "batch") throws -> RecordBatchHeader {
+        var reader = ByteReader(bytes, context: context)
+        let header = RecordBatchHeader(
+            baseOffset: try reader.readInt64(), batchLength: try reader.readInt32(),
+            partitionLeaderEpoch: try reader.readInt32(), magic: Int8(bitPattern: try reader.readUInt8()),
+            crc: try reader.readUInt32(), attributes: try reader.readInt16(), lastOffsetDelta: try reader.readInt32(),
+            baseTimestamp: try reader.readInt64(), maxTimestamp: try reader.readInt64(),
+            producerID: try reader.readInt64(), producerEpoch: try reader.readInt16(),
+            baseSequence: try reader.readInt32(), recordCount: try reader.readInt32())
+        if header.magic != 2 {
+            throw EddyError(.corrupt, "\(context): magic byte is \(header.magic), expected 2")
+        }
+        if Int(header.batchLength) < headerSize - lengthFieldEnd {
+            throw EddyError(.corrupt, "\(context): batch length \(header.batchLength) is shorter than a header")
+        }
+        if header.recordCount < 0 || header.lastOffsetDelta < 0 || header.recordCount > Limits.maximumRecordsPerBatch {
+            throw EddyError(.corrupt, "\(context): record count \(header.recordCount) / last offset delta \(header.lastOffsetDelta) out of range")
+        }
+        return header
+    }
+
+    /// Whether the stored CRC matches the bytes of a whole batch.
+    public static func crcMatches(_ batch: UnsafeRawBufferPointer) -> Bool {
+        guard batch.count >= headerSize else { return false }
+        let stored = UInt32(bigEndian: batch.loadUnaligned(fromByteOffset: crcOffset, as: UInt32.self))
+        return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: batch[attributesOffset...])) == stored
+    }
+
+    /// Rewrites the base offset of an encoded batch. The base offset is outside the CRC, so the
+    /// log assigns offsets without re-checksumming (as Kafka's broker does).
+    public static func setBaseOffset(_ offset: Offset, in batch: inout [UInt8], at start: Int = 0) {
+        batch.storeBigEndian(offset, at: start)
+    }
+
+    /// Visits every record of a whole, CRC-checked batch. Compressed batches are inflated into a
+    /// temporary buffer of at most `maximumBytes`.
+    public static func forEachRecord(in batch: UnsafeRawBufferPointer, maximumBytes: Int,
+                                     context: String = "batch",
+                                     _ body: (borrowing RecordView) throws -> Void) throws {
+        let header = try parseHeader(batch, context: context)
+        guard batch.count >= header.totalSize else {
+            throw EddyError(.corrupt, "\(context): batch of \(header.totalSize) bytes is cut at \(batch.count)")
+        }
+        let section = UnsafeRawBufferPointer(rebasing: batch[headerSize..<header.totalSize])
+        let codec = try Compression.codec(attributeCode: header.compressionCode)
+        if codec == .none {
+            try decodeRecords(section, header: header, context: context, body)
+        } else {
+            let inflated = try Compression.decompress(section, codec: codec, maximumBytes: maximumBytes)
+            try inflated.withUnsafeBytes { try decodeRecords($0, header: header, context: context, body) }
+        }
+    }
+
+    private static func decodeRecords(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, context: String,
+                                      _ body: (borrowing RecordView) throws -> Void) throws {
+        var reader = ByteReader(bytes, context: context)
+        for _ in 0..<Int(header.recordCount) {
+            let length = Int(try reader.readVarint())
+            guard length >= 0, length <= reader.remaining else {
+                throw EddyError(.corrupt, "\(context): record length \(length) with \(reader.remaining) bytes left")
+            }
+            let end = reader.position + length
+            _ = try reader.readUInt8() // attributes, unused in v2
+            let timestampDelta = try reader.readVarlong()
+            let offsetDelta = try reader.readVarint()
+            guard offsetDelta >= 0, offsetDelta <= header.lastOffsetDelta else {
+                throw EddyError(.corrupt, "\(context): offset delta \(offsetDelta) beyond last offset delta \(header.lastOffsetDelta)")
+            }
+            let keyLength = Int(try reader.readVarint())
+            let key: UnsafeRawBufferPointer? = keyLength < 0 ? nil : try reader.readSlice(keyLength)
+            let valueLength = Int(try reader.readVarint())
+            let value: UnsafeRawBufferPointer? = valueLength < 0 ? nil : try reader.readSlice(valueLength)
+            let headerCount = Int(try reader.readVarint())
+            guard headerCount >= 0, headerCount <= Limits.maximumHeadersPerRecord else {
+                throw EddyError(.corrupt, "\(context): header count \(headerCount) out of range")
+            }
+            guard reader.position <= end else {
+                throw EddyError(.corrupt, "\(context): record fields overrun the record length")
+            }
+            let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[reader.position..<end])
+            reader.position = end
+            let view = RecordView(offset: header.baseOffset + Offset(offsetDelta),
+                                  timestamp: header.baseTimestamp &+ timestampDelta,
+                                  key: key, value: value, headerCount: headerCount, headerBytes: headerBytes)
+            try body(view)
+        }
+        if reader.remaining != 0 {
+            throw EddyError(.corrupt, "\(context): \(reader.remaining) bytes after the last record")
+        }
+    }
+
+    /// Decodes a whole batch into consumer records (allocates; convenient outside hot paths).
+    public static func records(in batch: UnsafeRawBufferPointer, topicPartition: TopicPartition,
+                               maximumBytes: Int = Limits.maximumRecordBytesCeiling) throws -> [ConsumerRecord] {
+        let header = try parseHeader(batch)
+        var result: [ConsumerRecord] = []
+        result.reserveCapacity(Int(header.recordCount))
+        try forEachRecord(in: batch, maximumBytes: maximumBytes) { view in
+            result.append(ConsumerRecord(
+                topic: topicPartition.topic, partition: topicPartition.partition, offset: view.offset,
+                timestamp: header.timestampType == .logAppendTime ? header.maxTimestamp : view.timestamp,
+                timestampType: header.timestampType,
+                key: view.key.map { Array($0) }, value: view.value.map { Array($0) }, headers: try view.headers()))
+        }
+        return result
+    }
+
+    /// The type of a control batch's marker (key: version int16, type int16).
+    public static func controlType(of batch: UnsafeRawBufferPointer) throws -> ControlRecordType {
+        var type: ControlRecordType?
+        try forEachRecord(in: batch, maximumBytes: 1024) { view in
+            guard let key = view.key, key.count >= 4 else { throw EddyError(.corrupt, "control record without a key") }
+            var reader = ByteReader(key, context: "control record key")
+            _ = try reader.readInt16()
+            let raw = try reader.readInt16()
+            guard let t = ControlRecordType(rawValue: raw) else { throw EddyError(.corrupt, "unknown control record type \(raw)") }
+            type = t
+        }
+        guard let type else { throw EddyError(.corrupt, "control batch has no record") }
+        return type
+    }
+}
+
+/// Builds one RecordBatch v2. Records are encoded as they are appended; `build` compresses,
+/// writes the header and the CRC. Not thread-safe; reuse by calling `reset`.
+public struct RecordBatchBuilder {
+    public var compression: CompressionCodec
+    public var producerID: Int64
+    public var producerEpoch: Int16
+    public var baseSequence: Int32
+    public var isTransactional: Bool
+    public var isControl: Bool
+    public private(set) var recordCount = 0
+    public private(set) var baseTimestamp: Timestamp = 0
+    public private(set) var maxTimestamp: Timestamp = -1
+    /// Encoded records, uncompressed.
+    private var records: [UInt8] = []
+    private var scratch: [UInt8] = []
+
+    public init(compression: CompressionCodec = .none, producerID: Int64 = -1, producerEpoch: Int16 = -1,
+                baseSequence: Int32 = -1, isTransactional: Bool = false, isControl: Bool = false) {
+        self.compression = compression
+        self.producerID = producerID
+        self.producerEpoch = producerEpoch
+        self.baseSequence = baseSequence
+        self.isTransactional = isTransactional
+        self.isControl = isControl
+    }
+
+    /// Size of the batch if built now without compression.
+    public var uncompressedSize: Int { RecordBatch.headerSize + records.count }
+    public var isEmpty: Bool { recordCount == 0 }
+
+    /// Clears the records, keeping the settings and the allocated capacity.
+    public mutating func reset() {
+        recordCount = 0
+        baseTimestamp = 0
+        maxTimestamp = -1
+        records.removeAll(keepingCapacity: true)
+    }
+
+    /// Appends a record; its offset will be `baseOffset + recordCount` at build time.
+    public mutating func append<K: ContiguousBytes, V: ContiguousBytes>(key: K?, value: V?, headers: [Header] = [], timestamp: Timestamp) {
+        if recordCount == 0 { baseTimestamp = timestamp }
+        if timestamp > maxTimestamp { maxTimestamp = timestamp }
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(0) // attributes
+        Varint.appendSigned(timestamp &- baseTimestamp, to: &scratch)
+        Varint.appendSigned(Int64(recordCount), to: &scratch)
+        if let key {
+            key.withUnsafeBytes { k in
+                Varint.appendSigned(Int64(k.count), to: &scratch)
+                scratch.append(contentsOf: k)
+            }
+        } else {
+            Varint.appendSigned(-1, to: &scratch)
+        }
+        if let value {
+            value.withUnsafeBytes { v in
+                Varint.appendSigned(Int64(v.count), to: &scratch)
+                scratch.append(contentsOf: v)
+            }
+        } else {
+            Varint.appendSigned(-1, to: &scratch)
+        }
+        Varint.appendSigned(Int64(headers.count), to: &scratch)
+        for header in headers {
+            let keyBytes = Array(header.key.utf8)
+            Varint.appendSigned(Int64(keyBytes.count), to: &scratch)
+            scratch.append(contentsOf: keyBytes)
+            if let v = header.value {
+                Varint.appendSigned(Int64(v.count), to: &scratch)
+                scratch.append(contentsOf: v)
+            } else {
+                Varint.appendSigned(-1, to: &scratch)
+            }
+        }
+        Varint.appendSigned(Int64(scratch.count), to: &records)
+        records.append(contentsOf: scratch)
+        recordCount += 1
+    }
+
+    /// Appends a record given as a `Record`.
+    public mutating func append(_ record: Record) {
+        append(key: record.key, value: record.value, headers: record.headers, timestamp: record.timestamp)
+    }
+
+    /// The encoded batch with `baseOffset`. Throws only if compression fails.
+    public func build(baseOffset: Offset = 0, timestampType: TimestampType = .createTime) throws -> [UInt8] {
+        let body: [UInt8] = compression == .none
+            ? records
+            : try records.withUnsafeBytes { try Compression.compress($0, codec: compression) }
+        var out = [UInt8]()
+        out.reserveCapacity(RecordBatch.headerSize + body.count)
+        out.appendBigEndian(baseOffset)
+        out.appendBigEndian(Int32(RecordBatch.headerSize - RecordBatch.lengthFieldEnd + body.count))
+        out.appendBigEndian(Int32(-1)) // partition leader epoch
+        out.append(2) // magic
+        out.appendBigEndian(UInt32(0)) // crc, filled below
+        var attributes = Compression.attributeCode(compression)
+        if timestampType == .logAppendTime { attributes |= 0x08 }
+        if isTransactional { attributes |= 0x10 }
+        if isControl { attributes |= 0x20 }
+        out.appendBigEndian(attributes)
+        out.appendBigEndian(Int32(max(recordCount - 1, 0)))
+        out.appendBigEndian(baseTimestamp)
+        out.appendBigEndian(maxTimestamp < 0 && recordCount == 0 ? baseTimestamp : maxTimestamp)
+        out.appendBigEndian(producerID)
+        out.appendBigEndian(producerEpoch)
+        out.appendBigEndian(baseSequence)
+        out.appendBigEndian(Int32(recordCount))
+        out.append(contentsOf: body)
+        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatch.attributesOffset...])) }
+        out.storeBigEndian(crc, at: RecordBatch.crcOffset)
+        return out
+    }
+
+    /// A control batch (commit or abort marker) for a transactional producer.
+    public static func controlBatch(_ type: ControlRecordType, producerID: Int64, producerEpoch: Int16,
+                                    coordinatorEpoch: Int32 = 0, timestamp: Timestamp) throws -> [UInt8] {
+        var builder = RecordBatchBuilder(producerID: producerID, producerEpoch: producerEpoch,
+                                         isTransactional: true, isControl: true)
+        var key = [UInt8]()
+        key.appendBigEndian(Int16(0))
+        key.appendBigEndian(type.rawValue)
+        var value = [UInt8]()
+        value.appendBigEndian(Int16(0))
+        value.appendBigEndian(coordinatorEpoch)
+        builder.append(key: key, value: value, timestamp: timestamp)
+        return try builder.build()
+    }
+}

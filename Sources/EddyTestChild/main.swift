@@ -1,0 +1,15 @@
+// Child processes for crash tests. Each test suite adds a mode; the parent kills us with SIGKILL.
+import EddyCore
+import EddyLog
+import Foundation
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandleOutput.error("usage: EddyTestChild MODE ...")
+    exit(2)
+}
+switch arguments[1] {
+default:
+    FileHandleOutput.error("unknown mode \(arguments[1])")
+    exit(2)
+}
