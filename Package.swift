@@ -48,6 +48,7 @@ let package = Package(
 
         .testTarget(name: "EddyCoreTests", dependencies: ["EddyCore"], swiftSettings: strict),
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
+        .testTarget(name: "EddyCommandTests", dependencies: ["EddyCommand"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
