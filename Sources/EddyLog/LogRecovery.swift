@@ -103,28 +103,22 @@ extension PartitionLog {
                 try segment.writeIndexes()
                 continue
             }
-            // The active segment.
-            if let checkpoint, segment.baseOffset < recoveryPoint, segment.size >= checkpoint.recoveryPosition,
-               checkpoint.recoveryPosition > 0 {
+            // The active segment: trust its prefix up to the recovery point when the checkpoint
+            // and the index files agree with the file; otherwise start over from offset 0 (the
+            // producer state and aborted transactions before the cut are unknown).
+            if let checkpoint, segment.baseOffset < recoveryPoint {
+                guard checkpoint.recoveryPosition > 0, segment.size >= checkpoint.recoveryPosition else { throw UntrustedIndex() }
                 let fullSize = segment.size
                 segment.size = checkpoint.recoveryPosition
                 segment.nextOffset = recoveryPoint
-                let loaded = (try? segment.loadIndexes()) != nil
+                do { try segment.loadIndexes() } catch { throw UntrustedIndex() }
                 segment.size = fullSize
-                if loaded {
-                    try scanRebuilding(segment, from: checkpoint.recoveryPosition, expectedOffset: recoveryPoint,
-                                       recoveryPoint: recoveryPoint, interval: interval, truncate: true)
-                    continue
-                }
+                try scanRebuilding(segment, from: checkpoint.recoveryPosition, expectedOffset: recoveryPoint,
+                                   recoveryPoint: recoveryPoint, interval: interval, truncate: true)
+            } else {
+                try scanRebuilding(segment, from: 0, expectedOffset: segment.baseOffset, recoveryPoint: recoveryPoint,
+                                   interval: interval, truncate: true)
             }
-            if segment.baseOffset < recoveryPoint && checkpoint != nil && segment.size < (checkpoint?.recoveryPosition ?? 0) {
-                // The file is shorter than the checkpoint says: rebuild what is left from scratch.
-                // Producer state before the cut is unknown, so replay from the log start.
-                throw UntrustedIndex()
-            }
-            segment.resetIndexes()
-            try scanRebuilding(segment, from: 0, expectedOffset: segment.baseOffset, recoveryPoint: recoveryPoint,
-                               interval: interval, truncate: true)
         }
         nextOffset = activeSegment.nextOffset
         if checkpoint == nil || nextOffset < recoveryPoint {
