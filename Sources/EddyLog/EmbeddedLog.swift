@@ -175,6 +175,22 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         if let firstError { throw firstError }
     }
 
+    /// Test seam: stops the background thread and drops the log as a crash would — nothing
+    /// is flushed, closed or aborted, and the directory lock is released — so a test can open
+    /// the same files again and exercise recovery. The object is unusable afterwards.
+    func simulateCrash() {
+        let alreadyClosed = lock.withLock { () -> Bool in
+            defer { isClosed = true }
+            return isClosed
+        }
+        if alreadyClosed { return }
+        maintenance?.stop()
+        maintenance = nil
+        groups.closeAll()
+        notifyData()
+        directoryLock?.release()
+    }
+
     /// Topic and group administration.
     public var admin: any LogAdmin { EmbeddedAdmin(log: self) }
 

@@ -27,6 +27,8 @@ final class TransactionCoordinator: @unchecked Sendable {
     weak var log: EmbeddedLog?
     private let lock = ClientLock()
     private var entries: [String: Entry] = [:]
+    /// Test seam: commits fail right after writing their commit point (before any marker).
+    var failAfterCommitPoint = false
 
     final class Entry: @unchecked Sendable {
         // @unchecked: every field is reached only under `lock`.
@@ -215,6 +217,9 @@ final class TransactionCoordinator: @unchecked Sendable {
             let mustSync = entry.partitions.values.contains { $0.configuration.fsync == .always }
             try writeState(record, transactionalID: transactionalID, log: log, sync: mustSync)
             entry.preparedCommit = true
+            if failAfterCommitPoint {
+                throw EddyError(.io, "injected failure after the commit point of \(transactionalID)")
+            }
         }
         let now = log.now
         for (tp, partition) in entry.partitions.sorted(by: { $0.key < $1.key })
