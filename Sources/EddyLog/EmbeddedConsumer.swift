@@ -26,7 +26,13 @@ final class EmbeddedConsumer: LogConsumer {
         var log: PartitionLog
         var position: Offset?
         var paused = false
+        /// Average stored bytes per record seen so far (0: unknown), to size reads so that a
+        /// poll limited by `maximumPollRecords` does not copy megabytes it will not decode.
+        var bytesPerRecord = 0
     }
+
+    /// Smallest read asked of a partition, whatever the record-size estimate says.
+    static let minimumReadBytes = 64 * 1024
 
     private enum Mode {
         case none
@@ -250,9 +256,14 @@ final class EmbeddedConsumer: LogConsumer {
         var position: Offset
         if let current = state.position { position = current } else { position = try initialPosition(tp, state.log) }
         let fetched: PartitionLog.FetchedData
+        var maxBytes = max(1, min(configuration.partitionFetchMaximumBytes, budget))
+        if state.bytesPerRecord > 0 {
+            let wanted = configuration.maximumPollRecords - records.count
+            let estimate = wanted.multipliedReportingOverflow(by: state.bytesPerRecord + state.bytesPerRecord / 4)
+            if !estimate.overflow { maxBytes = min(maxBytes, max(EmbeddedConsumer.minimumReadBytes, estimate.partialValue)) }
+        }
         do {
-            fetched = try state.log.read(from: position, maxBytes: max(1, min(configuration.partitionFetchMaximumBytes, budget)),
-                                         isolation: configuration.isolation)
+            fetched = try state.log.read(from: position, maxBytes: maxBytes, isolation: configuration.isolation)
         } catch let error as EddyError where error.code == .offsetOutOfRange {
             state.position = try resetPosition(tp, state.log)
             return
@@ -261,6 +272,12 @@ final class EmbeddedConsumer: LogConsumer {
         guard !fetched.bytes.isEmpty else { return }
         budget -= fetched.bytes.count
         let limit = configuration.maximumPollRecords
+        let countBefore = records.count
+        var decodedBytes = 0
+        defer {
+            let decoded = records.count - countBefore
+            if decoded > 0 && decodedBytes > 0 { state.bytesPerRecord = max(1, decodedBytes / decoded) }
+        }
         var filter = AbortedTransactionFilter(isolation: configuration.isolation, aborted: fetched.abortedTransactions)
         try fetched.bytes.withUnsafeBytes { all in
             var at = 0
@@ -279,6 +296,7 @@ final class EmbeddedConsumer: LogConsumer {
                 guard RecordBatch.crcMatches(batch) else {
                     throw EddyError(.corrupt, "\(tp): batch at offset \(header.baseOffset) fails its CRC")
                 }
+                decodedBytes += size
                 let appendTime = header.timestampType == .logAppendTime
                 try RecordBatch.forEachRecord(in: batch, maximumBytes: Limits.maximumRecordBytesCeiling,
                                               context: "\(tp) batch at offset \(header.baseOffset)") { view in
