@@ -9,6 +9,8 @@ guard arguments.count >= 2 else {
     exit(2)
 }
 switch arguments[1] {
+case "hold-lock": HoldLockMode.run(Array(arguments.dropFirst(2)))
+case "partition-append": PartitionAppendChild.run(Array(arguments.dropFirst(2)))
 default:
     FileHandleOutput.error("unknown mode \(arguments[1])")
     exit(2)
