@@ -42,8 +42,8 @@ public enum LogBenchmark {
         defer { try? FileManager.default.removeItem(atPath: root) }
 
         print("eddy bench log — data in \(root)")
-        print("case                          records    append rec/s   append MB/s   read rec/s   vs raw")
-        var runs: [Run] = []
+        print("Through the producer and consumer API (what applications get):")
+        print(header)
         let cases: [(FsyncPolicy, Int, Int)] = [
             (.os, 100, options.smallRecords),
             (.os, 1024, options.smallRecords / 10),
@@ -54,13 +54,77 @@ public enum LogBenchmark {
         ]
         for (index, (policy, size, count)) in cases.enumerated() {
             let run = try measure(root: root + "/case\(index)", policy: policy, recordBytes: size, records: count)
-            let raw = try rawBandwidth(directory: root, bytes: Int(run.diskBytes))
-            let appendMBs = Double(run.diskBytes) / run.appendSeconds / 1e6
-            print(String(format: "%-28@ %9d %14.0f %13.1f %12.0f   %5.1f%% (raw %.0f MB/s)",
-                         run.label as NSString, run.records, Double(run.records) / run.appendSeconds, appendMBs,
-                         Double(run.records) / run.readSeconds, 100 * appendMBs / raw, raw))
-            runs.append(run)
+            try report(run, root: root)
         }
+        print("Storage engine alone (one partition, pre-built batches of 256 KiB, records decoded in place):")
+        print(header)
+        for (index, (policy, size, count)) in cases.enumerated() {
+            let run = try measureStorage(root: root + "/raw\(index)", policy: policy, recordBytes: size, records: count)
+            try report(run, root: root)
+        }
+    }
+
+    static let header = "case                        records   append rec/s  append MB/s    read rec/s   append vs raw disk"
+
+    static func report(_ run: Run, root: String) throws {
+        let raw = try rawBandwidth(directory: root, bytes: Int(run.diskBytes))
+        let appendMBs = Double(run.diskBytes) / run.appendSeconds / 1e6
+        let label = run.label.padding(toLength: 24, withPad: " ", startingAt: 0)
+        print(label + String(format: " %9d %14.0f %12.1f %13.0f   %5.1f%% (raw %.0f MB/s)",
+                             run.records, Double(run.records) / run.appendSeconds, appendMBs,
+                             Double(run.records) / run.readSeconds, 100 * appendMBs / raw, raw))
+    }
+
+    /// The storage engine without the client: batches built up front are appended, then read
+    /// back and every record decoded in place with `RecordBatch.forEachRecord`.
+    static func measureStorage(root: String, policy: FsyncPolicy, recordBytes: Int, records: Int) throws -> Run {
+        let log = try _PartitionLogDriver(directory: root + "/bench-0",
+                                          configuration: TopicConfiguration(retentionMilliseconds: nil, fsync: policy))
+        defer { try? log.close() }
+        let value = [UInt8](repeating: 0x61, count: recordBytes - 8)
+        var key = [UInt8](repeating: 0, count: 8)
+        var builder = RecordBatchBuilder()
+        let batchBytes = 256 * 1024
+        var appended = 0
+        var start = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<records {
+            key.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(i).bigEndian, as: UInt64.self) }
+            builder.append(key: key, value: value, timestamp: Timestamp(i))
+            if builder.uncompressedSize >= batchBytes || i == records - 1 {
+                var batch = try builder.build()
+                builder.reset()
+                let result = try log.append(&batch)
+                appended = Int(result.lastOffset) + 1
+            }
+        }
+        let appendSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        guard appended == records else { throw EddyError(.invalidState, "appended \(appended) of \(records)") }
+        var read = 0
+        var offset: Offset = 0
+        var checksum = 0
+        start = DispatchTime.now().uptimeNanoseconds
+        while offset < log.endOffset {
+            let chunk = try log.read(from: offset, maxBytes: 4 << 20)
+            try chunk.withUnsafeBytes { bytes in
+                var at = 0
+                while at < bytes.count {
+                    let batch = UnsafeRawBufferPointer(rebasing: bytes[at...])
+                    let header = try RecordBatch.parseHeader(batch)
+                    try RecordBatch.forEachRecord(in: batch, maximumBytes: Limits.defaultMaximumRecordBytes) { record in
+                        checksum &+= record.value?.count ?? 0
+                        read += 1
+                    }
+                    offset = header.lastOffset + 1
+                    at += header.totalSize
+                }
+            }
+        }
+        let readSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        guard read == records, checksum == records * (recordBytes - 8) else {
+            throw EddyError(.invalidState, "read back \(read) of \(records) records")
+        }
+        return Run(label: "\(recordBytes) B, fsync=\(policy)", records: records, recordBytes: recordBytes,
+                   appendSeconds: appendSeconds, readSeconds: readSeconds, diskBytes: log.sizeBytes)
     }
 
     static func measure(root: String, policy: FsyncPolicy, recordBytes: Int, records: Int) throws -> Run {

@@ -92,7 +92,7 @@ struct ProduceCommand: ParsableCommand {
                 guard case .object(let headers) = value else {
                     throw LineError(reason: "\"headers\" must be an object of strings")
                 }
-                record.headers = try headers.map { key, value in
+                record.headers = headers.map { key, value in
                     switch value {
                     case .null: return Header(key: key, value: nil)
                     case .string(let s): return Header(key, s)

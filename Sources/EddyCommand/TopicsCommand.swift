@@ -47,11 +47,12 @@ struct TopicsCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List topics, one per line.")
         @OptionGroup var log: LogOptions
+        @Flag(name: .customLong("internal"), help: "Include internal topics (names starting with __).") var includeInternal = false
         func run() throws {
             try reportingErrors {
                 let backend = try log.open()
                 defer { try? backend.close() }
-                for name in try backend.admin.listTopics() { print(name) }
+                for name in try backend.admin.listTopics() where includeInternal || !name.hasPrefix("__") { print(name) }
             }
         }
     }

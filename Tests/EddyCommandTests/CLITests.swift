@@ -27,8 +27,11 @@ import Testing
         let result = try eddy.run(["topics", "create", name])
         #expect(result.status != 0)
         #expect(result.stderr.contains("topic name"), "\(result.stderr)")
+        // Nothing was built from the bad name, inside the data directory or beside it.
         let entries = try FileManager.default.contentsOfDirectory(atPath: eddy.dataDirectory)
-        #expect(!entries.contains { $0.contains("x") || $0.hasPrefix("a") || $0.hasPrefix("t") })
+        #expect(entries.allSatisfy { $0.hasPrefix("__") || $0.hasPrefix(".") || $0 == "topics.json" }, "\(entries)")
+        let parent = URL(fileURLWithPath: eddy.dataDirectory).deletingLastPathComponent().path
+        #expect(!FileManager.default.fileExists(atPath: parent + "/x-0"))
     }
 
     @Test func producedJSONLinesComeBackFromConsume() throws {
