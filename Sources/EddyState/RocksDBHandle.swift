@@ -200,6 +200,8 @@ final class RocksDBHandle {
 
     var isOpen: Bool { database != nil }
 
+    func rawDB() throws -> OpaquePointer { try db() }
+
     private func db() throws -> OpaquePointer {
         guard let database else { throw EddyError(.closed, "RocksDB at \(path) is closed") }
         return database
