@@ -53,10 +53,16 @@ final class EmbeddedProducer: LogProducer {
         return try log.topic(topic).partitions.count
     }
 
+    /// Flushes and releases the producer. If the log is already closed, pending records are
+    /// reported failed (``EddyError/Code/closed``) through their delivery handlers.
     func close() throws {
         guard !closed else { return }
         defer { closed = true }
-        if log.isOpen { try flush() }
+        if log.isOpen {
+            try flush()
+        } else {
+            accumulator.discardAll(EddyError(.closed, "the embedded log closed before these records were appended"))
+        }
     }
 }
 

@@ -8,6 +8,10 @@ import EddyCore
 /// are invisible to `read_committed` readers until the commit marker is written. Lingering does
 /// not apply: a transaction's batches wait for the commit.
 ///
+/// A transaction left open longer than `transaction.timeout.ms` (from
+/// `ProducerConfiguration.extra`, default 60 s) is aborted by the log's maintenance thread and
+/// the producer fenced, as Kafka's coordinator does.
+///
 /// Its lifecycle is the state machine ``State``; ``transition(_:on:)`` lists every legal move.
 /// A fenced producer (a newer one called `initTransactions` with the same id) is in
 /// ``State/fatalError`` for good and must be closed; after an abortable failure (an append
@@ -57,10 +61,19 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
     private(set) var state: State = .uninitialized
     private var fatal: EddyError?
     private var identity: RecordAccumulator.TransactionalIdentity?
+    private let timeoutMilliseconds: Int
 
     init(log: EmbeddedLog, configuration: ProducerConfiguration, transactionalID: String) throws {
         try Names.validate(transactionalID, what: "transactional id")
         try RecordAccumulator.validate(configuration)
+        var timeout = TransactionCoordinator.defaultTimeoutMilliseconds
+        if let text = configuration.extra["transaction.timeout.ms"] {
+            guard let value = Int(text), value >= 1 else {
+                throw EddyError(.invalidArgument, "transaction.timeout.ms must be a number >= 1, got \(text)")
+            }
+            timeout = value
+        }
+        timeoutMilliseconds = timeout
         self.log = log
         self.transactionalID = transactionalID
         accumulator = RecordAccumulator(log: log, configuration: configuration, transactional: nil)
@@ -114,7 +127,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
 
     func initTransactions() throws {
         try check(.initialize, "initTransactions()")
-        let (producerID, epoch) = try log.transactions.initTransactions(transactionalID)
+        let (producerID, epoch) = try log.transactions.initTransactions(transactionalID, timeoutMilliseconds: timeoutMilliseconds)
         identity = .init(producerID: producerID, epoch: epoch)
         accumulator.transactional = identity
         move(.initialize)

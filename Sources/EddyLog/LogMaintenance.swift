@@ -48,6 +48,7 @@ final class LogMaintenance: @unchecked Sendable {
     /// One round over every partition. Also called by tests.
     func runOnce(_ log: EmbeddedLog, retention: Bool, compaction: Bool) {
         log.groups.expireMembers()
+        log.transactions.abortExpired()
         let now = log.now
         for handle in log.allTopics() {
             for partition in handle.partitions {
