@@ -104,6 +104,22 @@ final class PartitionLog: @unchecked Sendable {
     /// Base offsets of all segments, oldest first (for tests and tools).
     var segmentBaseOffsets: [Offset] { lock.withReadLock { segments.map(\.baseOffset) } }
 
+    /// One segment as tools and tests see it.
+    struct SegmentSummary: Hashable {
+        var baseOffset: Offset
+        var nextOffset: Offset
+        var sizeBytes: Int64
+        /// Largest batch max timestamp, `Int64.min` when empty.
+        var largestTimestamp: Int64
+    }
+    /// All segments, oldest first; the last one is the active segment.
+    var segmentSummaries: [SegmentSummary] {
+        lock.withReadLock {
+            segments.map { SegmentSummary(baseOffset: $0.baseOffset, nextOffset: $0.nextOffset, sizeBytes: $0.size,
+                                          largestTimestamp: $0.largestTimestamp) }
+        }
+    }
+
     func requireOpen() throws {
         switch state {
         case .open: return
