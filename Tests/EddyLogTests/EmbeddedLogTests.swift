@@ -69,6 +69,19 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(rest.allSatisfy { $0.partition == 0 && $0.offset >= 3 })
     }
 
+    @Test func aLogDroppedWithoutCloseReleasesItsDirectory() throws {
+        let directory = try FixtureDirectory.make()
+        defer { FixtureDirectory.remove(directory) }
+        do {
+            let log = try EmbeddedLog(directory: directory, configuration: .init(maintenanceIntervalMilliseconds: 1))
+            try log.admin.createTopic("t", configuration: TopicConfiguration())
+            usleep(20_000)
+        }
+        let again = try EmbeddedLog(directory: directory)
+        #expect(try again.admin.listTopics().contains("t"))
+        try again.close()
+    }
+
     @Test func aTransactionLeftOpenByACrashIsAbortedWhenTheLogReopens() throws {
         let environment = inMemoryEnvironment()
         let first = try EmbeddedLog(directory: nil, environment: environment, configuration: .init())
