@@ -78,6 +78,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
 
     let groups: GroupCoordinator
     let transactions: TransactionCoordinator
+    let lingerScheduler = LingerScheduler()
     private var maintenance: LogMaintenance?
 
     /// Opens (creating if needed) the embedded log in `directory`, running recovery.
@@ -161,6 +162,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         if alreadyClosed { return }
         maintenance?.stop()
         maintenance = nil
+        lingerScheduler.stop()
         transactions.abortAllOpen()
         groups.closeAll()
         let handles = lock.withLock { Array(topics.values) }
@@ -186,6 +188,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         if alreadyClosed { return }
         maintenance?.stop()
         maintenance = nil
+        lingerScheduler.stop()
         groups.closeAll()
         notifyData()
         directoryLock?.release()

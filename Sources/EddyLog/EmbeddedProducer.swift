@@ -1,26 +1,30 @@
 import EddyCore
 
-/// The embedded log's producer. Confined to one thread at a time (the thread that calls it
-/// runs the appends and the delivery handlers).
+/// The embedded log's producer. Confined to one thread at a time (its owner); the log's
+/// linger thread (``LingerScheduler``) may append its lingering batches in the background.
 ///
 /// Records are encoded at once into a per-partition ``RecordBatchBuilder`` (no per-record
-/// syscall or allocation beyond the encoding). A partition's batch is appended to its log when
+/// syscall; one uncontended lock per call). A partition's batch is appended to its log when
 /// it would exceed `batchBytes` (capped by the topic's `maximumRecordBytes`), on `flush`, or
-/// when its oldest record has waited `lingerMilliseconds` — checked on each `send` and `poll`:
-/// the embedded producer has no background thread, so a producer left idle holds its batches
-/// until the next `send`, `poll`, `flush` or `close`.
+/// once its oldest record has waited `lingerMilliseconds` — by the next `send`/`poll`, or by
+/// the log's linger thread if the owner is idle.
 ///
 /// Partitioning: an explicit partition wins; keyed records go to ``DefaultPartitioner``
 /// (murmur2, like Kafka); keyless records stick to one partition per topic until its batch is
 /// appended, then move to the next (Kafka's sticky partitioner, round-robin between batches).
 ///
-/// Appends are acknowledged per the topic's fsync policy before the delivery handlers run.
-/// This producer writes batches without a producer id: it never retries, so it never
-/// duplicates (`idempotent` is accepted and needs nothing more).
-final class EmbeddedProducer: LogProducer {
+/// Appends are acknowledged per the topic's fsync policy. Delivery handlers always run on the
+/// owner's thread: inside `send`, `flush` or `poll` (results of background appends wait for
+/// the next of these calls, as with Kafka's producer). This producer writes batches without a
+/// producer id: it never retries, so it never duplicates (`idempotent` needs nothing more).
+final class EmbeddedProducer: LogProducer, @unchecked Sendable {
+    // @unchecked: the owner thread and the linger thread share `accumulator`, `closed` and
+    // `lingerScheduled`, always under `lock`; handlers run outside it.
     private let log: EmbeddedLog
+    private let lock = ClientLock()
     private var accumulator: RecordAccumulator
     private var closed = false
+    private var lingerScheduled = false
 
     init(log: EmbeddedLog, configuration: ProducerConfiguration) throws {
         try RecordAccumulator.validate(configuration)
@@ -32,37 +36,90 @@ final class EmbeddedProducer: LogProducer {
         if !closed { try? close() }
     }
 
+    /// Must hold `lock`: the deadline to hand to the linger thread, if it is not yet scheduled.
+    private func scheduleIfNeeded() -> Int64? {
+        guard !lingerScheduled, let deadline = accumulator.lingerDeadline else { return nil }
+        lingerScheduled = true
+        return deadline
+    }
+
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws {
-        guard !closed else { throw EddyError(.closed, "the producer is closed") }
-        try accumulator.add(record, delivery: delivery) { batch, partition in try log.append(&batch, to: partition) }
+        let log = self.log
+        lock.lock()
+        if closed {
+            lock.unlock()
+            throw EddyError(.closed, "the producer is closed")
+        }
+        do {
+            try accumulator.add(record, delivery: delivery) { batch, partition in try log.append(&batch, to: partition) }
+        } catch {
+            let completions = accumulator.takeCompletions()
+            lock.unlock()
+            RecordAccumulator.run(completions)
+            throw error
+        }
+        let completions = accumulator.takeCompletions()
+        let deadline = scheduleIfNeeded()
+        lock.unlock()
+        if let deadline { log.lingerScheduler.schedule(self, at: deadline) }
+        RecordAccumulator.run(completions)
     }
 
     func flush() throws {
-        guard !closed else { throw EddyError(.closed, "the producer is closed") }
-        try accumulator.drainAll { batch, partition in try log.append(&batch, to: partition) }
-        try accumulator.takeFirstError()
+        let log = self.log
+        let (completions, error) = try lock.withLock { () -> ([(DeliveryHandler, Result<RecordMetadata, EddyError>)], (any Error)?) in
+            if closed { throw EddyError(.closed, "the producer is closed") }
+            try accumulator.drainAll { batch, partition in try log.append(&batch, to: partition) }
+            var failure: (any Error)?
+            do { try accumulator.takeFirstError() } catch { failure = error }
+            return (accumulator.takeCompletions(), failure)
+        }
+        RecordAccumulator.run(completions)
+        if let error { throw error }
     }
 
     func poll() {
-        guard !closed else { return }
-        accumulator.drainLingering { batch, partition in try log.append(&batch, to: partition) }
+        let log = self.log
+        let completions = lock.withLock { () -> [(DeliveryHandler, Result<RecordMetadata, EddyError>)] in
+            if closed { return [] }
+            accumulator.drainLingering { batch, partition in try log.append(&batch, to: partition) }
+            return accumulator.takeCompletions()
+        }
+        RecordAccumulator.run(completions)
+    }
+
+    /// Called by the linger thread at the scheduled deadline: appends the batches that are due.
+    /// Returns the next deadline if records still wait (the producer stays scheduled).
+    func lingerTick() -> Int64? {
+        let log = self.log
+        return lock.withLock {
+            lingerScheduled = false
+            if closed { return nil }
+            accumulator.drainLingering { batch, partition in try log.append(&batch, to: partition) }
+            return scheduleIfNeeded()
+        }
     }
 
     func partitionCount(of topic: String) throws -> Int {
-        guard !closed else { throw EddyError(.closed, "the producer is closed") }
+        if lock.withLock({ closed }) { throw EddyError(.closed, "the producer is closed") }
         return try log.topic(topic).partitions.count
     }
 
     /// Flushes and releases the producer. If the log is already closed, pending records are
     /// reported failed (``EddyError/Code/closed``) through their delivery handlers.
     func close() throws {
-        guard !closed else { return }
-        defer { closed = true }
+        if lock.withLock({ closed }) { return }
+        var failure: (any Error)?
         if log.isOpen {
-            try flush()
-        } else {
-            accumulator.discardAll(EddyError(.closed, "the embedded log closed before these records were appended"))
+            do { try flush() } catch { failure = error }
         }
+        let completions = lock.withLock { () -> [(DeliveryHandler, Result<RecordMetadata, EddyError>)] in
+            accumulator.discardAll(EddyError(.closed, "the producer closed before these records were appended"))
+            closed = true
+            return accumulator.takeCompletions()
+        }
+        RecordAccumulator.run(completions)
+        if let failure { throw failure }
     }
 }
 
@@ -122,6 +179,9 @@ struct RecordAccumulator {
     private var nonEmpty: [(TopicState, Int)] = []
     private var oldestPendingAt: Int64 = .max
     private var firstError: EddyError?
+    /// Delivery handlers to run, with their results. The owner runs them outside any lock
+    /// (a handler may call `send`).
+    private var completions: [(DeliveryHandler, Result<RecordMetadata, EddyError>)] = []
 
     static func validate(_ configuration: ProducerConfiguration) throws {
         if configuration.batchBytes < RecordBatch.headerSize || configuration.batchBytes > maximumBatchBytes {
@@ -142,6 +202,22 @@ struct RecordAccumulator {
     }
 
     var hasPendingRecords: Bool { !nonEmpty.isEmpty }
+
+    /// When the oldest pending batch is due (monotonic ms), if any.
+    var lingerDeadline: Int64? {
+        nonEmpty.isEmpty ? nil : oldestPendingAt &+ Int64(configuration.lingerMilliseconds)
+    }
+
+    /// Takes the delivery handlers whose results are known; run them outside locks.
+    mutating func takeCompletions() -> [(DeliveryHandler, Result<RecordMetadata, EddyError>)] {
+        guard !completions.isEmpty else { return [] }
+        defer { completions.removeAll(keepingCapacity: true) }
+        return completions
+    }
+
+    static func run(_ completions: [(DeliveryHandler, Result<RecordMetadata, EddyError>)]) {
+        for (handler, result) in completions { handler(result) }
+    }
 
     private mutating func topicState(_ name: String) throws -> TopicState {
         if let state = topics[name], !state.stale { return state }
@@ -262,7 +338,7 @@ struct RecordAccumulator {
     mutating func discardAll(_ error: EddyError) {
         for (state, partition) in nonEmpty {
             guard var buffer = state.buffers[partition] else { continue }
-            for pending in buffer.pending { pending.handler(.failure(error)) }
+            for pending in buffer.pending { completions.append((pending.handler, .failure(error))) }
             buffer.pending.removeAll(keepingCapacity: true)
             buffer.builder.reset()
             buffer.listed = false
@@ -300,13 +376,13 @@ struct RecordAccumulator {
             var batch = try buffer.builder.build()
             let result = try append(&batch, state.handle.partitions[partition])
             for pending in buffer.pending {
-                pending.handler(.success(RecordMetadata(topicPartition: tp, offset: result.firstOffset + Offset(pending.index),
-                                                        timestamp: pending.timestamp)))
+                completions.append((pending.handler, .success(RecordMetadata(
+                    topicPartition: tp, offset: result.firstOffset + Offset(pending.index), timestamp: pending.timestamp))))
             }
         } catch {
             let failure = (error as? EddyError) ?? EddyError(.io, "appending to \(tp) failed: \(error)")
             if firstError == nil { firstError = failure }
-            for pending in buffer.pending { pending.handler(.failure(failure)) }
+            for pending in buffer.pending { completions.append((pending.handler, .failure(failure))) }
         }
         if partition == state.stickyPartition {
             state.stickyPartition = (partition + 1) % state.handle.partitions.count

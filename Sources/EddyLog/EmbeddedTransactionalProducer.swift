@@ -119,6 +119,11 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         }
     }
 
+    /// Runs the delivery handlers whose results are known (on this, the owner's, thread).
+    private func deliver() {
+        RecordAccumulator.run(accumulator.takeCompletions())
+    }
+
     private func appendTransactional(_ batch: inout [UInt8], _ partition: PartitionLog) throws -> PartitionLog.AppendResult {
         guard let identity else { throw EddyError(.invalidState, "initTransactions() was not called") }
         return try log.transactions.append(&batch, to: partition, transactionalID: transactionalID,
@@ -140,6 +145,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
 
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws {
         try check(.send, "send")
+        defer { deliver() }
         try accumulator.add(record, delivery: delivery) { batch, partition in try appendTransactional(&batch, partition) }
         if let error = accumulator.pendingError { _ = fail(error) }
     }
@@ -147,6 +153,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
     func flush() throws {
         if state == .closed { throw EddyError(.closed, "the transactional producer \(transactionalID) is closed") }
         guard state == .inTransaction else { return }
+        defer { deliver() }
         try accumulator.drainAll { batch, partition in try appendTransactional(&batch, partition) }
         do {
             try accumulator.takeFirstError()
@@ -198,6 +205,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         guard let identity else { throw EddyError(.invalidState, "initTransactions() was not called") }
         accumulator.discardAll(EddyError(.transactionAborted, "the transaction of \(transactionalID) was aborted"))
         try? accumulator.takeFirstError()
+        deliver()
         do {
             try log.transactions.endTransaction(commit: false, transactionalID: transactionalID,
                                                 producerID: identity.producerID, epoch: identity.epoch)
@@ -214,6 +222,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         guard state != .closed else { return }
         if state == .inTransaction || state == .abortableError {
             accumulator.discardAll(EddyError(.transactionAborted, "the producer \(transactionalID) closed inside a transaction"))
+            deliver()
         }
         if let identity {
             log.transactions.release(transactionalID: transactionalID, producerID: identity.producerID, epoch: identity.epoch)

@@ -196,21 +196,28 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(ClientLock.monotonicMilliseconds() - started < 5_000)
     }
 
-    @Test func lingeringRecordsAreAppendedOnTheNextSendOrPoll() throws {
+    @Test func lingeringRecordsReachTheirPartitionWithoutAFlush() throws {
         let log = EmbeddedLog.inMemory()
         defer { try? log.close() }
         try log.admin.createTopic("t", configuration: TopicConfiguration())
-        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 50))
-        var acknowledged = 0
-        try producer.send(ProducerRecord(topic: "t", value: payload("a"))) { _ in acknowledged += 1 }
-        #expect(acknowledged == 0)
+        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 100))
+        var acknowledged: [Offset] = []
+        try producer.send(ProducerRecord(topic: "t", value: payload("a"))) { result in
+            if case .success(let metadata) = result { acknowledged.append(metadata.offset) }
+        }
+        #expect(acknowledged.isEmpty)
         #expect(try log.admin.describeTopic("t").partitions[0].endOffset == 0)
+        // The owner stays idle: the log's linger thread appends the batch.
+        let reader = try log.makeConsumer(ConsumerConfiguration())
+        try reader.assign([TopicPartition("t", 0)])
+        let started = ClientLock.monotonicMilliseconds()
+        let records = try reader.poll(timeoutMilliseconds: 5_000)
+        #expect(records.map(\.value) == [payload("a")])
+        #expect(ClientLock.monotonicMilliseconds() - started >= 50)
+        // The handler runs on the owner's thread, at its next call.
+        #expect(acknowledged.isEmpty)
         producer.poll()
-        #expect(acknowledged == 0)
-        usleep(80_000)
-        producer.poll()
-        #expect(acknowledged == 1)
-        #expect(try log.admin.describeTopic("t").partitions[0].endOffset == 1)
+        #expect(acknowledged == [0])
         // A full batch goes at once, linger or not.
         let eager = try log.makeProducer(ProducerConfiguration(batchBytes: 1_000, lingerMilliseconds: 60_000))
         for _ in 0..<30 { try eager.send(ProducerRecord(topic: "t", value: [UInt8](repeating: 0, count: 100))) }
