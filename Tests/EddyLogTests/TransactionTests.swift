@@ -251,7 +251,8 @@ import Testing
         try producer.initTransactions()
         try producer.beginTransaction()
         try producer.send(ProducerRecord(topic: "t", value: payload("stuck")))
-        try producer.flush()
+        // On a loaded machine the timeout may already have fenced the producer here.
+        try? producer.flush()
         let deadline = ClientLock.monotonicMilliseconds() + 5_000
         while try log.admin.describeTopic("t").partitions[0].lastStableOffset == 0 && ClientLock.monotonicMilliseconds() < deadline {
             usleep(10_000)
