@@ -1,5 +1,6 @@
 import EddyCore
 @testable import EddyLog
+import Foundation
 import Testing
 
 @Suite struct PartitionLogTests {
@@ -276,5 +277,59 @@ import Testing
         try reopened.close()
         try reopened.deleteFiles()
         #expect(!POSIXFileSystem().exists(directory))
+    }
+
+    @Test func appendsAndReadsFromManyThreadsAtOnceStayConsistent() throws {
+        let (environment, _, _) = F.memory()
+        var configuration = TopicConfiguration()
+        configuration.segmentBytes = 8192
+        configuration.indexIntervalBytes = 512
+        let log = try F.open(environment, configuration)
+        let appenders = 3, batchesPerAppender = 400
+        let failures = FailureBox()
+        let group = DispatchGroup()
+        for appender in 0..<appenders {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    for i in 0..<batchesPerAppender {
+                        try F.append(log, (0..<(i % 3 + 1)).map { F.record("a\(appender)", "\(appender)-\(i)-\($0)") })
+                    }
+                } catch { failures.add("appender \(appender): \(error)") }
+            }
+        }
+        for reader in 0..<3 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    for _ in 0..<20 {
+                        let end = log.endOffset
+                        let records = try F.readAll(log, maxBytes: 1000 * (reader + 1))
+                        // Offsets are dense from 0 and reach at least the end seen before the read.
+                        if records.map(\.offset) != Array(0..<Offset(records.count)) || Offset(records.count) < end {
+                            failures.add("reader \(reader): \(records.count) records, end was \(end)")
+                        }
+                        _ = try log.offset(forTimestamp: 1_000)
+                    }
+                } catch { failures.add("reader \(reader): \(error)") }
+            }
+        }
+        group.wait()
+        #expect(failures.messages.isEmpty, "\(failures.messages)")
+        let total = appenders * (0..<batchesPerAppender).reduce(0) { $0 + $1 % 3 + 1 }
+        #expect(log.endOffset == Offset(total))
+        let records = try F.readAll(log)
+        #expect(Set(records.map { String(decoding: $0.value!, as: UTF8.self) }).count == total)
+    }
+
+    /// Collects failures from threads.
+    final class FailureBox: @unchecked Sendable {
+        // @unchecked: `list` is only touched under `lock`.
+        private let lock = NSLock()
+        private var list: [String] = []
+        func add(_ message: String) { lock.lock(); list.append(message); lock.unlock() }
+        var messages: [String] { lock.lock(); defer { lock.unlock() }; return list }
     }
 }
