@@ -211,4 +211,39 @@ import Testing
         #expect(withControl.contains { $0.offset == 3 } && withControl.contains { $0.offset == 5 })
         #expect(log.endOffset == 26)
     }
+
+    @Test(arguments: [("rename", ".cleaned"), ("syncDirectory", ""), ("rename", ".swap"), ("sync", ".cleaned")])
+    func anInterruptedCompactionLeavesTheOldOrTheNewSegmentAfterACrash(operation: String, path: String) throws {
+        let (environment, fileSystem, clock) = F.memory()
+        var configuration = TopicConfiguration.compacted(partitions: 1)
+        configuration.segmentBytes = 1024
+        configuration.fsync = .always
+        let log = try F.open(environment, configuration)
+        for i in 0..<60 { try F.append(log, [F.record("k\(i % 4)", "value-\(i)-" + String(repeating: "x", count: 30), clock.nowMilliseconds)]) }
+        let before = try F.readAll(log)
+        // The same compaction, uninterrupted, on a copy of the records (the model's answer).
+        var model = before.map { ModelRecord(stored: $0, batchMaxTimestamp: $0.timestamp) }
+        Self.applyCompaction(&model, activeBase: log.activeSegmentBaseOffset, configuration: configuration, now: clock.nowMilliseconds)
+        let after = model.map(\.stored)
+        #expect(after.count < before.count)
+        let kind: InMemoryFileSystem.Operation = switch operation {
+        case "rename": .rename
+        case "sync": .sync
+        default: .syncDirectory
+        }
+        fileSystem.inject(.init(kind, pathContains: path))
+        #expect(throws: EddyError.self) { try log.compact(now: clock.nowMilliseconds) }
+        fileSystem.crash()
+        let reopened = try F.open(environment, configuration)
+        let records = try F.readAll(reopened)
+        // Each segment is either the old one or its cleaned version: every kept record is there,
+        // nothing that was not there before, in offset order.
+        #expect(Set(after).isSubset(of: Set(records)) && Set(records).isSubset(of: Set(before)), "\(operation) \(path)")
+        #expect(records.map(\.offset) == records.map(\.offset).sorted())
+        #expect(!fileSystem.allFiles().contains { $0.hasSuffix(".cleaned") || $0.hasSuffix(".swap") })
+        // Compaction runs to the end once the fault is gone.
+        try reopened.compact(now: clock.nowMilliseconds)
+        #expect(try F.readAll(reopened) == after)
+        #expect(reopened.endOffset == 60)
+    }
 }
