@@ -38,6 +38,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         /// How often compacted topics are compacted (Kafka's `log.cleaner.backoff.ms`, roughly).
         public var compactionIntervalMilliseconds: Int
 
+        /// The defaults suit production; tests shorten the intervals to see maintenance happen.
         public init(maintenanceIntervalMilliseconds: Int = 100,
                     retentionCheckIntervalMilliseconds: Int = 60_000,
                     compactionIntervalMilliseconds: Int = 30_000) {

@@ -5,30 +5,25 @@ import Foundation
 /// alone still reaches its partition about `lingerMilliseconds` later, as with Kafka.
 ///
 /// Producers schedule themselves (at most once at a time) when their first pending batch
-/// opens; at the deadline the thread calls ``EmbeddedProducer/lingerTick()``, which appends
+/// opens; at the deadline the thread calls ``ProducerCore/lingerTick()``, which appends
 /// what is due under the producer's lock and returns the next deadline, if any. One thread
-/// per log, started on the first schedule and stopped when the log closes. Producers are held
-/// weakly: a dropped producer flushes in its `deinit`.
+/// per log, started on the first schedule and stopped when the log closes. It holds the
+/// producers' shared cores (not the producers): a dropped producer closes its core, whose
+/// next tick then does nothing and releases it.
 final class LingerScheduler: @unchecked Sendable {
     // @unchecked: every field is reached only under `lock`.
-    private final class WeakProducer: @unchecked Sendable {
-        // @unchecked: written once at creation; a weak reference is safe to read from any thread.
-        weak var producer: EmbeddedProducer?
-        init(_ producer: EmbeddedProducer) { self.producer = producer }
-    }
-
     private let lock = ClientLock()
-    private var entries: [(deadline: Int64, producer: WeakProducer)] = []
+    private var entries: [(deadline: Int64, producer: ProducerCore)] = []
     private var started = false
     private var stopping = false
     private var finished = false
     private var threadID: pthread_t?
 
     /// Asks for `producer.lingerTick()` at `deadline` (monotonic ms).
-    func schedule(_ producer: EmbeddedProducer, at deadline: Int64) {
+    func schedule(_ producer: ProducerCore, at deadline: Int64) {
         let start = lock.withLock { () -> Bool in
             guard !stopping else { return false }
-            entries.append((deadline, WeakProducer(producer)))
+            entries.append((deadline, producer))
             lock.broadcast()
             defer { started = true }
             return !started
@@ -43,7 +38,7 @@ final class LingerScheduler: @unchecked Sendable {
     private func run() {
         lock.withLock { threadID = pthread_self() }
         while true {
-            let due = lock.withLock { () -> [WeakProducer]? in
+            let due = lock.withLock { () -> [ProducerCore]? in
                 while !stopping {
                     let now = ClientLock.monotonicMilliseconds()
                     if entries.contains(where: { $0.deadline <= now }) {
@@ -57,8 +52,7 @@ final class LingerScheduler: @unchecked Sendable {
                 return nil
             }
             guard let due else { break }
-            for entry in due {
-                guard let producer = entry.producer else { continue }
+            for producer in due {
                 if let next = producer.lingerTick() { schedule(producer, at: next) }
             }
         }
@@ -72,6 +66,7 @@ final class LingerScheduler: @unchecked Sendable {
     func stop() {
         lock.withLock {
             stopping = true
+            entries.removeAll()
             lock.broadcast()
             guard started else { return }
             // Called on the thread itself (it dropped the last reference to the log): only ask.
