@@ -70,6 +70,10 @@ extension PartitionLog {
             let active = activeSegment
             active.hasUnsyncedData = true
             try active.sync()
+            // The checkpoint vouches for the active segment's index files up to the recovery
+            // point (a later recovery loads them instead of rescanning): write them first.
+            active.indexesDirty = true
+            try active.writeIndexes()
             try writeCheckpoint()
         } catch {
             for segment in segments { try? segment.close() }
