@@ -208,10 +208,10 @@ final class EmbeddedConsumer: LogConsumer {
         }
     }
 
-    private func autoCommitIfDue() throws {
+    private func autoCommitIfDue(force: Bool = false) throws {
         guard configuration.groupID != nil, !order.isEmpty else { return }
         let now = ClientLock.monotonicMilliseconds()
-        guard now - lastAutoCommit >= autoCommitInterval else { return }
+        guard force || now - lastAutoCommit >= autoCommitInterval else { return }
         lastAutoCommit = now
         var offsets: [TopicPartition: Offset] = [:]
         for (tp, state) in states { if let position = state.position { offsets[tp] = position } }
@@ -420,8 +420,7 @@ final class EmbeddedConsumer: LogConsumer {
         guard !closed else { return }
         defer { closed = true }
         if configuration.enableAutoCommit && log.isOpen {
-            lastAutoCommit = .min
-            try? autoCommitIfDue()
+            try? autoCommitIfDue(force: true)
         }
         if log.isOpen { try unsubscribe() } else if let group = configuration.groupID, let memberID {
             log.groups.leave(group: group, memberID: memberID)

@@ -224,6 +224,40 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(try log.admin.describeTopic("t").partitions[0].endOffset > 1)
     }
 
+    @Test func aDeliveryHandlerMaySendAgainWithoutDeadlock() throws {
+        let log = EmbeddedLog.inMemory()
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+        var chained: [Offset] = []
+        try producer.send(ProducerRecord(topic: "t", value: payload("first"))) { result in
+            guard case .success(let metadata) = result else { return }
+            chained.append(metadata.offset)
+            try? producer.send(ProducerRecord(topic: "t", value: payload("second"))) { result in
+                if case .success(let metadata) = result { chained.append(metadata.offset) }
+            }
+        }
+        try producer.flush()
+        #expect(chained == [0, 1])
+        #expect(try log.admin.describeTopic("t").partitions[0].endOffset == 2)
+    }
+
+    @Test func autoCommitCommitsPositionsWhenTheConsumerCloses() throws {
+        let log = EmbeddedLog.inMemory()
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration())
+        for i in 0..<5 { try producer.send(ProducerRecord(topic: "t", value: payload("\(i)"))) }
+        try producer.flush()
+        let consumer = try log.makeConsumer(ConsumerConfiguration(groupID: "auto", enableAutoCommit: true,
+                                                                  extra: ["auto.commit.interval.ms": "60000"]))
+        try consumer.subscribe(["t"], listener: nil)
+        #expect(try pollRecords(consumer, count: 5).count == 5)
+        #expect(try log.admin.committedOffsets(group: "auto").isEmpty)
+        try consumer.close()
+        #expect(try log.admin.committedOffsets(group: "auto") == [TopicPartition("t", 0): 5])
+    }
+
     @Test func theMaintenanceThreadAppliesTimeRetention() throws {
         let log = EmbeddedLog.inMemory(configuration: .init(maintenanceIntervalMilliseconds: 10,
                                                             retentionCheckIntervalMilliseconds: 20))
