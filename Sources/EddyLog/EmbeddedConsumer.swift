@@ -19,6 +19,8 @@ import EddyCore
 final class EmbeddedConsumer: LogConsumer {
     /// Most partitions one consumer may be assigned.
     static let maximumAssignedPartitions = 100_000
+    /// Longest `poll` wait honoured (about a year); larger timeouts are clamped to it.
+    static let longestWaitMilliseconds = 365 * 24 * 3_600_000
     /// Default of Kafka's `auto.commit.interval.ms` (read from `extra` when set).
     static let defaultAutoCommitIntervalMilliseconds = 5_000
 
@@ -193,7 +195,8 @@ final class EmbeddedConsumer: LogConsumer {
 
     func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
         try checkOpen()
-        let deadline = ClientLock.monotonicMilliseconds() + Int64(max(0, timeoutMilliseconds))
+        // Clamped so that `Int.max` ("wait forever") cannot overflow the deadline.
+        let deadline = ClientLock.monotonicMilliseconds() + Int64(min(max(0, timeoutMilliseconds), EmbeddedConsumer.longestWaitMilliseconds))
         let heartbeatInterval = max(1, configuration.sessionTimeoutMilliseconds / 3)
         if configuration.enableAutoCommit { try autoCommitIfDue() }
         while true {
