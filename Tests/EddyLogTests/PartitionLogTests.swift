@@ -359,3 +359,73 @@ import Testing
         #expect(log.recoveredTornTail == nil)
     }
 }
+
+/// Transactions, rolls, crashes and reopens in random order, checked against a model of the
+/// records, the open transactions and the aborted ones.
+@Suite struct PartitionTransactionModelTests {
+    typealias F = StorageFixture
+
+    @Test func randomTransactionsCrashesAndReopensMatchTheModel() throws {
+        let seed = StorageRandom.seed("partition transaction model")
+        var random = StorageRandom(seed: seed)
+        for round in 0..<8 {
+            let (environment, fileSystem, _) = F.memory()
+            var configuration = TopicConfiguration()
+            configuration.fsync = .always
+            configuration.segmentBytes = [1024, 2048, 8192][round % 3]
+            configuration.indexIntervalBytes = 200
+            var log = try F.open(environment, configuration)
+            var records: [StoredRecord] = []
+            var open: [Int64: Offset] = [:]
+            var aborted: [PartitionLog.AbortedTransaction] = []
+            var end: Offset = 0
+            for step in 0..<250 {
+                let context = "seed \(seed) round \(round) step \(step)"
+                switch Int.random(in: 0..<100, using: &random) {
+                case 0..<35:
+                    let batch = (0..<Int.random(in: 1...4, using: &random)).map { F.record("k", "plain-\(step)-\($0)", Timestamp(step)) }
+                    try F.append(log, batch)
+                    for (i, record) in batch.enumerated() {
+                        records.append(StoredRecord(offset: end + Offset(i), key: record.key, value: record.value, timestamp: record.timestamp))
+                    }
+                    end += Offset(batch.count)
+                case 35..<70:
+                    let producer = Int64.random(in: 1...3, using: &random)
+                    let batch = (0..<Int.random(in: 1...3, using: &random)).map { F.record("t", "txn\(producer)-\(step)-\($0)", Timestamp(step)) }
+                    try F.append(log, batch, producerID: producer, transactional: true)
+                    if open[producer] == nil { open[producer] = end }
+                    for (i, record) in batch.enumerated() {
+                        records.append(StoredRecord(offset: end + Offset(i), key: record.key, value: record.value, timestamp: record.timestamp))
+                    }
+                    end += Offset(batch.count)
+                case 70..<85:
+                    let producer = Int64.random(in: 1...3, using: &random)
+                    let type: ControlRecordType = Bool.random(using: &random) ? .commit : .abort
+                    #expect(try log.appendControl(type, producerID: producer, producerEpoch: 0, timestamp: Timestamp(step)) == end, "\(context)")
+                    if let first = open.removeValue(forKey: producer), type == .abort {
+                        aborted.append(.init(producerID: producer, firstOffset: first, lastOffset: end))
+                    }
+                    end += 1
+                case 85..<93:
+                    fileSystem.crash()
+                    log = try F.open(environment, configuration)
+                default:
+                    try log.close()
+                    log = try F.open(environment, configuration)
+                }
+                let stable = open.values.min() ?? end
+                #expect(log.endOffset == end, "\(context)")
+                #expect(log.lastStableOffset == stable, "\(context)")
+                if step % 10 == 9 {
+                    #expect(try F.readAll(log) == records, "\(context)")
+                    let fetched = try log.read(from: 0, maxBytes: 1 << 24, isolation: .readCommitted)
+                    let lastFetched = fetched.bytes.isEmpty ? -1 : try F.lastOffset(of: fetched.bytes)
+                    #expect(lastFetched < stable, "\(context)")
+                    let expected = aborted.filter { $0.firstOffset <= lastFetched }
+                    #expect(Set(fetched.abortedTransactions) == Set(expected), "\(context)")
+                    #expect(fetched.abortedTransactions.count == expected.count, "\(context): duplicates")
+                }
+            }
+        }
+    }
+}
