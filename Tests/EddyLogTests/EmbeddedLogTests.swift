@@ -280,8 +280,7 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 
     /// Seeded: producers, a consumer group and a standalone reader on many threads at once.
     @Test func manyProducersAndConsumersOnManyThreadsAtOnce() throws {
-        let seed = UInt64.random(in: 0...UInt64.max)
-        print("manyProducersAndConsumersOnManyThreadsAtOnce seed \(seed)")
+        let seed = clientTestSeed("manyProducersAndConsumersOnManyThreadsAtOnce")
         let log = EmbeddedLog.inMemory()
         defer { try? log.close() }
         let partitions = 6

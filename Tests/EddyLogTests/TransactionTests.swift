@@ -275,8 +275,7 @@ import Testing
     /// a read_committed reader sees exactly the committed records, in per-producer order.
     @Test(arguments: BackendKind.allCases)
     func randomInterleavedTransactionsShowExactlyTheCommittedRecords(kind: BackendKind) throws {
-        let seed = UInt64.random(in: 0...UInt64.max)
-        print("randomInterleavedTransactionsShowExactlyTheCommittedRecords seed \(seed)")
+        let seed = clientTestSeed("randomInterleavedTransactionsShowExactlyTheCommittedRecords")
         var random = ClientTestRandom(seed: seed)
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic(partitions: 3)
