@@ -45,7 +45,12 @@ final class EmbeddedConsumer: LogConsumer {
     private let log: EmbeddedLog
     private let configuration: ConsumerConfiguration
     private var mode: Mode = .none
-    private var order: [TopicPartition] = []
+    private var order: [TopicPartition] = [] {
+        didSet { assignedTopics = Set(order.map(\.topic)) }
+    }
+    /// Topics of `order`: appends to them wake this consumer's `poll`.
+    private var assignedTopics: Set<String> = []
+    private let waiter = DataWaiter()
     private var states: [TopicPartition: PartitionState] = [:]
     private var nextStart = 0
     private var memberID: String?
@@ -201,12 +206,13 @@ final class EmbeddedConsumer: LogConsumer {
         if configuration.enableAutoCommit { try autoCommitIfDue() }
         while true {
             try syncGroup()
-            let version = log.currentDataVersion
+            log.beginWaiting(waiter, topics: assignedTopics)
+            defer { log.endWaiting(waiter) }
             let records = try fetch()
             if !records.isEmpty { return records }
             let left = deadline - ClientLock.monotonicMilliseconds()
             if left <= 0 { return [] }
-            log.waitForData(after: version, milliseconds: min(Int(left), heartbeatInterval))
+            waiter.wait(milliseconds: min(Int(left), heartbeatInterval))
             try checkOpen()
         }
     }

@@ -224,6 +224,25 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(try log.admin.describeTopic("t").partitions[0].endOffset > 1)
     }
 
+    @Test func anAppendWakesOnlyConsumersOfItsTopic() throws {
+        let log = EmbeddedLog.inMemory()
+        defer { try? log.close() }
+        try log.admin.createTopic("a", configuration: TopicConfiguration())
+        try log.admin.createTopic("b", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+        let waiter = DataWaiter()
+        log.beginWaiting(waiter, topics: ["a"])
+        try producer.send(ProducerRecord(topic: "b", value: payload("elsewhere")))
+        #expect(!waiter.isSignalled)
+        try producer.send(ProducerRecord(topic: "a", value: payload("here")))
+        #expect(waiter.isSignalled)
+        log.endWaiting(waiter)
+        log.beginWaiting(waiter, topics: ["a"])
+        log.notifyData()  // group changes wake everyone
+        #expect(waiter.isSignalled)
+        log.endWaiting(waiter)
+    }
+
     @Test func aDeliveryHandlerMaySendAgainWithoutDeadlock() throws {
         let log = EmbeddedLog.inMemory()
         defer { try? log.close() }
