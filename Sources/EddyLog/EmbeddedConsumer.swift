@@ -198,8 +198,13 @@ final class EmbeddedConsumer: LogConsumer {
 
     // MARK: - Polling
 
+    /// Throws ``EddyError/Code/invalidState`` when the consumer neither subscribed nor
+    /// assigned partitions (as Kafka's consumer does), rather than waiting for nothing.
     func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
         try checkOpen()
+        if case .none = mode {
+            throw EddyError(.invalidState, "the consumer is not subscribed to any topic and has no assigned partitions")
+        }
         // Clamped so that `Int.max` ("wait forever") cannot overflow the deadline.
         let deadline = ClientLock.monotonicMilliseconds() + Int64(min(max(0, timeoutMilliseconds), EmbeddedConsumer.longestWaitMilliseconds))
         let heartbeatInterval = max(1, configuration.sessionTimeoutMilliseconds / 3)

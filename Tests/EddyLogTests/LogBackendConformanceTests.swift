@@ -316,6 +316,8 @@ func expectEddyError(_ code: EddyError.Code, _ body: () throws -> Void, sourceLo
         #expect(try fixture.admin.committedOffsets(group: group).isEmpty)
         let noGroup = try fixture.backend.makeConsumer(ConsumerConfiguration())
         expectEddyError(.invalidState) { try noGroup.commit([TopicPartition(topic, 0): 1]) }
+        expectEddyError(.invalidState) { _ = try noGroup.poll(timeoutMilliseconds: 10) }
+        expectEddyError(.invalidState) { try noGroup.subscribe([topic], listener: nil) }
     }
 
     @Test(arguments: BackendKind.allCases)
