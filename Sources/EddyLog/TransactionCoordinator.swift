@@ -252,6 +252,9 @@ final class TransactionCoordinator: @unchecked Sendable {
     }
 
     private func completeCommit(_ entry: Entry, _ transactionalID: String, log: EmbeddedLog) throws {
+        // A transaction touching an fsync=always topic makes its commit point and its offsets
+        // durable before it reports success (and before `complete` could outlive them).
+        let mustSync = entry.partitions.values.contains { $0.configuration.fsync == .always }
         if !entry.preparedCommit {
             let record = TransactionStateRecord(
                 producerID: entry.producerID, epoch: entry.epoch, state: .prepareCommit,
@@ -259,7 +262,6 @@ final class TransactionCoordinator: @unchecked Sendable {
                 offsets: entry.offsets.flatMap { group, offsets in
                     offsets.map { .init(group: group, topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
                 })
-            let mustSync = entry.partitions.values.contains { $0.configuration.fsync == .always }
             try writeState(record, transactionalID: transactionalID, log: log, sync: mustSync)
             entry.preparedCommit = true
             if failAfterCommitPoint {
@@ -275,6 +277,9 @@ final class TransactionCoordinator: @unchecked Sendable {
         log.notifyData()
         for (group, offsets) in entry.offsets.sorted(by: { $0.key < $1.key }) {
             try log.groups.applyTransactional(group: group, offsets: offsets)
+        }
+        if mustSync && !entry.offsets.isEmpty {
+            try log.partition(TopicPartition(EmbeddedLog.offsetsTopic, 0)).flush()
         }
         try writeState(TransactionStateRecord(producerID: entry.producerID, epoch: entry.epoch, state: .complete,
                                               partitions: [], offsets: []),
