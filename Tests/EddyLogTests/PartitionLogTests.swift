@@ -368,7 +368,7 @@ import Testing
     @Test func randomTransactionsCrashesAndReopensMatchTheModel() throws {
         let seed = StorageRandom.seed("partition transaction model")
         var random = StorageRandom(seed: seed)
-        for round in 0..<8 {
+        for round in 0..<storageRounds(8, long: 200) {
             let (environment, fileSystem, _) = F.memory()
             var configuration = TopicConfiguration()
             configuration.fsync = .always
@@ -439,7 +439,7 @@ import Testing
         let seed = StorageRandom.seed("partition faults")
         var random = StorageRandom(seed: seed)
         var faultsHit = 0
-        for round in 0..<10 {
+        for round in 0..<storageRounds(10, long: 300) {
             let (environment, fileSystem, _) = F.memory()
             var configuration = TopicConfiguration()
             configuration.fsync = .always

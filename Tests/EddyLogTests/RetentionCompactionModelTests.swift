@@ -55,7 +55,7 @@ import Testing
             if policy.compacts { #expect(removedByCompaction > 0) }
             if policy.deletes { #expect(removedByRetention > 0) }
         }
-        for round in 0..<12 {
+        for round in 0..<storageRounds(12, long: 200) {
             let (environment, _, clock) = F.memory()
             var configuration = TopicConfiguration()
             configuration.cleanupPolicy = policy
