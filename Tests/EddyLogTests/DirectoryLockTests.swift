@@ -20,9 +20,9 @@ final class LockHolderChild {
         return directory + "/EddyTestChild"
     }
 
-    init(directory: String) throws {
+    init(directory: String, mode: String = "hold-lock", arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: LockHolderChild.executable)
-        process.arguments = ["hold-lock", directory]
+        process.arguments = [mode, directory] + arguments
         process.standardInput = input
         process.standardOutput = output
         try process.run()
