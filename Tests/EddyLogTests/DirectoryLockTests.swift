@@ -40,6 +40,11 @@ final class LockHolderChild {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Everything the child wrote that was not read yet, up to its end (call after it exited).
+    func remainingOutput() -> String {
+        String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
     func kill() {
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()

@@ -26,11 +26,16 @@ import Testing
             try log.close()
         }
         var finished = false
+        var interrupted = 0
         for _ in 0..<rounds {
             let child = try LockHolderChild(directory: directory, mode: "eos-copy", arguments: ["\(total)"])
             usleep(useconds_t(50_000 + random.next() % 300_000))
             child.kill()
+            let output = child.remainingOutput()
+            if output.contains("committed") && !output.contains("done") { interrupted += 1 }
         }
+        // The kills must land while the copy is under way, or the test proves nothing.
+        #expect(interrupted >= 1, "seed \(seed): no round was killed in the middle of the copy")
         // A last run to the end.
         let child = try LockHolderChild(directory: directory, mode: "eos-copy", arguments: ["\(total)"])
         var line = ""
