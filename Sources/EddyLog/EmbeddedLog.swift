@@ -23,7 +23,13 @@ import EddyCore
 /// run left open are completed (if they had reached their commit point) or aborted, and the
 /// consumer groups' committed offsets are reloaded from the internal topic `__consumer_offsets`.
 /// A background thread (``LogMaintenance``) flushes partitions with an fsync interval, applies
-/// retention and compaction, and expires group members that stopped polling.
+/// retention and compaction, expires group members that stopped polling and aborts
+/// transactions older than their `transaction.timeout.ms`; a second one (``LingerScheduler``,
+/// started on first use) appends producers' batches whose linger time has passed.
+///
+/// Durability: appends, transaction markers and committed offsets are durable per the topic's
+/// fsync policy (the internal topics use `os`, except that a transaction touching an
+/// `fsync=always` topic also syncs its commit point and offsets).
 public final class EmbeddedLog: LogBackend, @unchecked Sendable {
     // @unchecked: mutable state (`topics`, `registry`, `isClosed`) is reached only under `lock`;
     // `waiters` only under `waitersLock`.
