@@ -224,6 +224,21 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(try log.admin.describeTopic("t").partitions[0].endOffset > 1)
     }
 
+    @Test func anInMemoryLogCanRunOnAClockOfTheCallersChoosing() throws {
+        let clock = ManualLogClock(nowMilliseconds: 1_234_000)
+        let log = EmbeddedLog.inMemory(clock: { clock.nowMilliseconds })
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration())
+        try producer.send(ProducerRecord(topic: "t", value: payload("a")))
+        clock.advance(by: 5)
+        try producer.send(ProducerRecord(topic: "t", value: payload("b")))
+        try producer.flush()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try consumer.assign([TopicPartition("t", 0)])
+        #expect(try pollRecords(consumer, count: 2).map(\.timestamp) == [1_234_000, 1_234_005])
+    }
+
     @Test func anAppendWakesOnlyConsumersOfItsTopic() throws {
         let log = EmbeddedLog.inMemory()
         defer { try? log.close() }
