@@ -109,6 +109,20 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         }
     }
 
+    /// A fresh in-memory log whose wall clock is `clock` (milliseconds since the Unix epoch),
+    /// for deterministic tests such as a topology test driver: records sent without a
+    /// timestamp get `clock()`, and time retention and tombstone expiry read it. `clock` is
+    /// called from any thread. Timeouts (poll, linger, sessions) still use real time.
+    public static func inMemory(configuration: Configuration = Configuration(),
+                                clock: @escaping @Sendable () -> Timestamp) -> EmbeddedLog {
+        let environment = LogEnvironment(fileSystem: InMemoryFileSystem(), clock: ClosureLogClock(read: clock))
+        do {
+            return try EmbeddedLog(directory: nil, environment: environment, configuration: configuration)
+        } catch {
+            fatalError("opening an in-memory EmbeddedLog failed: \(error)")
+        }
+    }
+
     /// The designated initialiser: `directory == nil` means in memory (under the root `/eddy`
     /// of `environment`'s file system, with no directory lock).
     init(directory: String?, environment: LogEnvironment, configuration: Configuration) throws {
@@ -442,4 +456,10 @@ final class TopicHandle: @unchecked Sendable {
     func closeQuietly() {
         for partition in partitions { try? partition.close() }
     }
+}
+
+/// A ``LogClock`` read through a closure (the public face of the clock seam).
+struct ClosureLogClock: LogClock {
+    let read: @Sendable () -> Int64
+    var nowMilliseconds: Int64 { read() }
 }

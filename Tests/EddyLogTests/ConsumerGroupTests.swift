@@ -144,14 +144,14 @@ final class RecordingListener: RebalanceListener {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic(partitions: 2)
         let group = fixture.topicName("group")
-        let slow = try member(fixture, group, session: 400)
-        let live = try member(fixture, group, session: 400)
+        let slow = try member(fixture, group, session: 1_000)
+        let live = try member(fixture, group, session: 1_000)
         try slow.subscribe([topic], listener: nil)
         try live.subscribe([topic], listener: nil)
         try settle([slow, live])
         #expect(slow.assignment().count == 1)
         // `live` keeps polling; `slow` stops.
-        let deadline = ClientLock.monotonicMilliseconds() + 3_000
+        let deadline = ClientLock.monotonicMilliseconds() + 10_000
         while live.assignment().count < 2 && ClientLock.monotonicMilliseconds() < deadline {
             _ = try live.poll(timeoutMilliseconds: 50)
         }
