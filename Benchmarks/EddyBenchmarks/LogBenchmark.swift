@@ -86,18 +86,28 @@ public enum LogBenchmark {
         var builder = RecordBatchBuilder()
         let batchBytes = 256 * 1024
         var appended = 0
+        var buildNanoseconds: UInt64 = 0
+        var appendNanoseconds: UInt64 = 0
         var start = DispatchTime.now().uptimeNanoseconds
         for i in 0..<records {
             key.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(i).bigEndian, as: UInt64.self) }
             builder.append(key: key, value: value, timestamp: Timestamp(i))
             if builder.uncompressedSize >= batchBytes || i == records - 1 {
+                let beforeBuild = DispatchTime.now().uptimeNanoseconds
                 var batch = try builder.build()
                 builder.reset()
+                let beforeAppend = DispatchTime.now().uptimeNanoseconds
                 let result = try log.append(&batch)
+                buildNanoseconds += beforeAppend - beforeBuild
+                appendNanoseconds += DispatchTime.now().uptimeNanoseconds - beforeAppend
                 appended = Int(result.lastOffset) + 1
             }
         }
         let appendSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if ProcessInfo.processInfo.environment["EDDY_BENCH_DETAIL"] != nil {
+            print(String(format: "  detail: %.3f s total, %.3f s RecordBatchBuilder.build, %.3f s PartitionLog.append",
+                         appendSeconds, Double(buildNanoseconds) / 1e9, Double(appendNanoseconds) / 1e9))
+        }
         guard appended == records else { throw EddyError(.invalidState, "appended \(appended) of \(records)") }
         var read = 0
         var offset: Offset = 0
