@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .library(name: "EddyCore", targets: ["EddyCore"]),
         .library(name: "EddyLog", targets: ["EddyLog"]),
+        .library(name: "EddyStreams", targets: ["EddyStreams"]),
+        .library(name: "Eddy", targets: ["Eddy"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
@@ -28,6 +30,9 @@ let package = Package(
 
         .target(name: "EddyCore", dependencies: ["CCRC32C"], swiftSettings: strict),
         .target(name: "EddyLog", dependencies: ["EddyCore", "CZstd", "CLZ4"], swiftSettings: strict),
+
+        .target(name: "EddyStreams", dependencies: ["EddyCore"], swiftSettings: strict),
+        .target(name: "Eddy", dependencies: ["EddyCore", "EddyStreams"], swiftSettings: strict),
 
         .target(
             name: "EddyBenchmarks",
@@ -48,6 +53,7 @@ let package = Package(
 
         .testTarget(name: "EddyCoreTests", dependencies: ["EddyCore"], swiftSettings: strict),
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
+        .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyStreams"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
