@@ -71,13 +71,13 @@ public final class ProcessorContext<Key, Value> {
     }
 
     /// The key-value store `name`, which must be connected to this processor.
-    public func keyValueStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self) throws -> TypedKeyValueStore<K, V> {
-        try task.store(name, as: TypedKeyValueStore<K, V>.self, node: node)
+    public func keyValueStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self) throws -> (any TaskKeyValueStore<K, V>) {
+        try task.store(name, as: (any TaskKeyValueStore<K, V>).self, node: node)
     }
 
     /// The window store `name`, which must be connected to this processor.
-    public func windowStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self) throws -> TypedWindowStore<K, V> {
-        try task.store(name, as: TypedWindowStore<K, V>.self, node: node)
+    public func windowStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self) throws -> (any TaskWindowStore<K, V>) {
+        try task.store(name, as: (any TaskWindowStore<K, V>).self, node: node)
     }
 
     /// Calls `punctuator` every `interval` milliseconds of stream time or wall-clock time.

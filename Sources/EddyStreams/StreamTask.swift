@@ -66,7 +66,7 @@ final class StreamTask {
     private(set) var state: State = .created
     private var group = PartitionGroup()
     private let nodes: [any RuntimeNode]
-    let stores: [String: any TypedStore]
+    let stores: [String: any TaskStore]
     /// Next offset to consume per input partition (what a commit records).
     private(set) var consumedOffsets: [TopicPartition: Offset] = [:]
 
@@ -74,10 +74,10 @@ final class StreamTask {
     /// partition `id.partition` of each of its source topics (for the global sub-topology,
     /// `globalPartitions` gives the partitions of each topic: it reads them all).
     init(topology: Topology, subtopology sub: Topology.Subtopology, id: TaskID, applicationID: String,
-         collector: any RecordCollector, globalStores: [String: any TypedStore], wallClockTime: Int64,
+         collector: any RecordCollector, globalStores: [String: any TaskStore], wallClockTime: Int64,
          globalPartitions: ((String) -> [Int])? = nil) throws {
         self.id = id
-        var stores: [String: any TypedStore] = [:]
+        var stores: [String: any TaskStore] = [:]
         for name in sub.stores {
             guard let spec = topology.stores[name] else { continue }
             stores[name] = spec.make()

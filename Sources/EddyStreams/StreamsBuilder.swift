@@ -57,7 +57,7 @@ public final class StreamsBuilder {
         return name
     }
 
-    func addStore(_ name: String, kind: StoreKind, make: @escaping () -> any TypedStore) {
+    func addStore(_ name: String, kind: StoreKind, make: @escaping () -> any TaskStore) {
         do {
             try Names.validate(name, what: "store name")
         } catch let error as EddyError {
@@ -83,6 +83,7 @@ public final class StreamsBuilder {
     /// is passed on only if its serde is nullable (e.g. `Serdes.optional(Serdes.string)`),
     /// otherwise the record is skipped and counted. `timestampExtractor` defaults to the
     /// record's own timestamp.
+    @discardableResult
     public func stream<KS: Serde, VS: Serde>(_ topics: [String], key: KS, value: VS,
                                              timestampExtractor: TimestampExtractor? = nil,
                                              named: String? = nil) -> Stream<KS.Value, VS.Value> {
@@ -100,6 +101,7 @@ public final class StreamsBuilder {
     }
 
     /// A stream of the records of `topic`. See ``stream(_:key:value:timestampExtractor:named:)-([String],_,_,_,_)``.
+    @discardableResult
     public func stream<KS: Serde, VS: Serde>(_ topic: String, key: KS, value: VS,
                                              timestampExtractor: TimestampExtractor? = nil,
                                              named: String? = nil) -> Stream<KS.Value, VS.Value> {
@@ -110,6 +112,7 @@ public final class StreamsBuilder {
     /// update of its key, a null value a delete). Materialised in the key-value store
     /// `materializedAs` (generated when nil), which is queryable through the test driver.
     /// Records with a null key are skipped and counted.
+    @discardableResult
     public func table<KS: Serde, VS: Serde>(_ topic: String, key: KS, value: VS,
                                             materializedAs storeName: String? = nil,
                                             timestampExtractor: TimestampExtractor? = nil,
@@ -118,7 +121,7 @@ public final class StreamsBuilder {
         let store = storeName ?? "\(topic)-STATE-STORE-\(nodeName.suffix(10))"
         do { try Names.validateTopic(topic) } catch let e as EddyError { errors.append(e.message) } catch {}
         addSourceTopic(topic, node: nodeName)
-        addStore(store, kind: .keyValue) { TypedKeyValueStore<KS.Value, VS.Value>(name: store) }
+        addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store) }
         addNode(nodeName, kind: .source(topics: [topic], extractor: timestampExtractor), parents: [], stores: [store]) { children in
             TableSourceNode(name: nodeName, children: children, key: key, value: value, store: store)
         }
@@ -129,6 +132,7 @@ public final class StreamsBuilder {
     /// A global table: every task sees all partitions of `topic`, so it can be joined with
     /// streams of any partitioning. Read by the global sub-topology into the key-value store
     /// `materializedAs` (generated when nil).
+    @discardableResult
     public func globalTable<KS: Serde, VS: Serde>(_ topic: String, key: KS, value: VS,
                                                   materializedAs storeName: String? = nil,
                                                   named: String? = nil) -> GlobalTable<KS.Value, VS.Value> where KS.Value: Hashable {
@@ -136,7 +140,7 @@ public final class StreamsBuilder {
         let store = storeName ?? "\(topic)-STATE-STORE-\(nodeName.suffix(10))"
         do { try Names.validateTopic(topic) } catch let e as EddyError { errors.append(e.message) } catch {}
         addSourceTopic(topic, node: nodeName)
-        addStore(store, kind: .keyValue) { TypedKeyValueStore<KS.Value, VS.Value>(name: store) }
+        addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store) }
         addNode(nodeName, kind: .source(topics: [topic], extractor: nil), parents: [], stores: [store], isGlobal: true) { children in
             TableSourceNode(name: nodeName, children: children, key: key, value: value, store: store)
         }
@@ -145,13 +149,13 @@ public final class StreamsBuilder {
 
     /// Declares a key-value store for processors added with ``Stream/process(named:stores:_:)``.
     public func addKeyValueStore<K: Hashable, V>(_ name: String, key: K.Type, value: V.Type) {
-        addStore(name, kind: .keyValue) { TypedKeyValueStore<K, V>(name: name) }
+        addStore(name, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V>(name: name) }
     }
 
     /// Declares a window store for processors added with ``Stream/process(named:stores:_:)``.
     public func addWindowStore<K: Hashable, V>(_ name: String, key: K.Type, value: V.Type,
                                                windowSize: Int64, retention: Int64) {
-        addStore(name, kind: .window) { TypedWindowStore<K, V>(name: name, windowSize: windowSize, retention: retention) }
+        addStore(name, kind: .window) { InMemoryTaskWindowStore<K, V>(name: name, windowSize: windowSize, retention: retention) }
     }
 
     /// Checks the graph and returns the topology. Throws ``EddyError/Code/invalidArgument``

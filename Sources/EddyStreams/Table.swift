@@ -23,9 +23,13 @@ public struct Table<K: Hashable, V> {
     let keySerde: AnySerde<K>?
     let valueSerde: AnySerde<V>?
     let partitioningTopics: Set<String>
+    /// For tables of windowed aggregations: the grace and the close offset (1 for windows
+    /// with an inclusive end) that ``suppress(_:named:)`` needs.
+    let windowClose: (grace: Int64, offset: Int64)?
 
     init(builder: StreamsBuilder, node: String, store: String, keySerde: AnySerde<K>?, valueSerde: AnySerde<V>?,
-         partitioningTopics: Set<String>) {
+         partitioningTopics: Set<String>, windowClose: (grace: Int64, offset: Int64)? = nil) {
+        self.windowClose = windowClose
         self.builder = builder
         self.node = node
         self.storeName = store
@@ -49,7 +53,7 @@ public struct Table<K: Hashable, V> {
                           transform: @escaping (K, V) throws -> V2?) -> Table<K, V2> {
         let n = builder.name(prefix, named)
         let store = materializedAs ?? "\(n)-STATE-STORE"
-        builder.addStore(store, kind: .keyValue) { TypedKeyValueStore<K, V2>(name: store) }
+        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V2>(name: store) }
         builder.addNode(n, kind: .processor, parents: [node], stores: [store]) {
             TableTransformNode<K, V, V2>(name: n, children: $0, store: store, transform: transform)
         }
@@ -74,6 +78,108 @@ public struct Table<K: Hashable, V> {
     }
 }
 
+extension Table {
+    /// Regroups the table by a new key (and value) computed from each row, for an aggregation
+    /// with adder and subtractor. Always repartitions: each update sends the old row to be
+    /// subtracted from its old group and the new row to be added to its new group.
+    public func groupBy<KR: Hashable, VR, KS: Serde, VS: Serde>(key: KS, value: VS, named: String? = nil,
+                                                                _ selector: @escaping @Sendable (K, V) throws -> (KR, VR)) -> GroupedTable<KR, VR>
+        where KS.Value == KR, VS.Value == VR {
+        let n = builder.name("KTABLE-SELECT", named)
+        builder.addNode(n, kind: .processor, parents: [node]) {
+            TableRegroupNode<K, V, KR, VR>(name: n, children: $0, selector: selector)
+        }
+        let mapped = Stream<KR, Change<VR>>(builder: builder, node: n, keySerde: AnySerde(key),
+                                            valueSerde: AnySerde(ChangeSerde(value)), repartitionRequired: true,
+                                            partitioningTopics: partitioningTopics)
+        let base = named ?? builder.name("KTABLE-AGGREGATE", nil)
+        let s = mapped.repartitionedIfNeeded(keySerde: nil, valueSerde: nil, operation: "groupBy", name: base)
+        return GroupedTable(stream: s, keySerde: AnySerde(key), valueSerde: AnySerde(value), baseName: base)
+    }
+}
+
+/// A table regrouped by ``Table/groupBy(key:value:named:_:)`` (Kafka's `KGroupedTable`):
+/// aggregations take an adder for new rows and a subtractor for rows that left the group or
+/// changed, and give a ``Table`` of the results in a key-value store.
+public struct GroupedTable<K: Hashable, V> {
+    let stream: Stream<K, Change<V>>
+    let keySerde: AnySerde<K>
+    let valueSerde: AnySerde<V>
+    let baseName: String
+    var builder: StreamsBuilder { stream.builder }
+
+    /// Counts the rows per group.
+    @discardableResult
+    public func count(named: String? = nil, materializedAs: String? = nil) -> Table<K, Int64> {
+        aggregateNode(named: named, materializedAs: materializedAs, initializer: { 0 },
+                      adder: { _, _, agg in agg + 1 }, subtractor: { _, _, agg in agg - 1 })
+    }
+
+    /// Folds rows into an aggregate per group: `adder` for rows joining, `subtractor` for rows leaving.
+    @discardableResult
+    public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil,
+                              initializer: @escaping @Sendable () throws -> VR,
+                              adder: @escaping @Sendable (K, V, VR) throws -> VR,
+                              subtractor: @escaping @Sendable (K, V, VR) throws -> VR) -> Table<K, VR> {
+        aggregateNode(named: named, materializedAs: materializedAs, initializer: initializer, adder: adder, subtractor: subtractor)
+    }
+
+    func aggregateNode<VR>(named: String?, materializedAs: String?, initializer: @escaping () throws -> VR,
+                           adder: @escaping (K, V, VR) throws -> VR,
+                           subtractor: @escaping (K, V, VR) throws -> VR) -> Table<K, VR> {
+        let n = builder.name("KTABLE-AGGREGATE", named)
+        let store = materializedAs ?? "\(baseName)-STATE-STORE"
+        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, VR>(name: store) }
+        builder.addNode(n, kind: .processor, parents: [stream.node], stores: [store]) {
+            TableAggregateNode<K, V, VR>(name: n, children: $0, store: store, initializer: initializer,
+                                         adder: adder, subtractor: subtractor)
+        }
+        return Table(builder: builder, node: n, store: store, keySerde: keySerde, valueSerde: nil,
+                     partitioningTopics: stream.partitioningTopics)
+    }
+
+    /// Combines rows per group: `adder(aggregate, new)` and `subtractor(aggregate, old)`.
+    @discardableResult
+    public func reduce(named: String? = nil, materializedAs: String? = nil,
+                       adder: @escaping @Sendable (V, V) throws -> V,
+                       subtractor: @escaping @Sendable (V, V) throws -> V) -> Table<K, V> {
+        let n = builder.name("KTABLE-REDUCE", named)
+        let store = materializedAs ?? "\(baseName)-STATE-STORE"
+        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V>(name: store) }
+        builder.addNode(n, kind: .processor, parents: [stream.node], stores: [store]) {
+            TableReduceNode<K, V>(name: n, children: $0, store: store, adder: adder, subtractor: subtractor)
+        }
+        return Table(builder: builder, node: n, store: store, keySerde: keySerde, valueSerde: valueSerde,
+                     partitioningTopics: stream.partitioningTopics)
+    }
+}
+
+/// Serde for table updates sent through a repartition topic: a flags byte (bit 0: new value
+/// present, bit 1: old value present), the new value's length (4 bytes, big-endian) and bytes,
+/// then the old value's bytes.
+struct ChangeSerde<Inner: Serde>: Serde {
+    let inner: Inner
+    init(_ inner: Inner) { self.inner = inner }
+    func serialize(_ change: Change<Inner.Value>) throws -> [UInt8] {
+        let new = try change.newValue.map { try inner.serialize($0) }
+        let old = try change.oldValue.map { try inner.serialize($0) }
+        var out: [UInt8] = [(new != nil ? 1 : 0) | (old != nil ? 2 : 0)]
+        let n = UInt32(new?.count ?? 0)
+        out += [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+        out += new ?? []
+        out += old ?? []
+        return out
+    }
+    func deserialize(_ bytes: [UInt8]) throws -> Change<Inner.Value> {
+        guard bytes.count >= 5 else { throw EddyError(.serialization, "a table change needs at least 5 bytes, got \(bytes.count)") }
+        let n = Int(UInt32(bytes[1]) << 24 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 8 | UInt32(bytes[4]))
+        guard 5 + n <= bytes.count else { throw EddyError(.serialization, "a table change's new value overruns its \(bytes.count) bytes") }
+        let new = bytes[0] & 1 != 0 ? try inner.deserialize(Array(bytes[5..<(5 + n)])) : nil
+        let old = bytes[0] & 2 != 0 ? try inner.deserialize(Array(bytes[(5 + n)...])) : nil
+        return Change(newValue: new, oldValue: old)
+    }
+}
+
 /// A table replicated in full to every task (Kafka's `GlobalKTable`): streams of any
 /// partitioning can join it by a key they compute from each record.
 public struct GlobalTable<K: Hashable, V> {
@@ -87,7 +193,7 @@ final class TableSourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.
     let keySerde: KS
     let valueSerde: VS
     let storeName: String
-    var store: TypedKeyValueStore<KS.Value, VS.Value>! = nil
+    var store: (any TaskKeyValueStore<KS.Value, VS.Value>)! = nil
 
     init(name: String, children: [AnyObject], key: KS, value: VS, store: String) {
         self.keySerde = key
@@ -97,7 +203,7 @@ final class TableSourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.
     }
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
-        store = try context.store(storeName, as: TypedKeyValueStore<KS.Value, VS.Value>.self, node: name)
+        store = try context.store(storeName, as: (any TaskKeyValueStore<KS.Value, VS.Value>).self, node: name)
     }
     func processRaw(_ record: ConsumerRecord) throws {
         guard let keyBytes = record.key else {
@@ -106,9 +212,9 @@ final class TableSourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.
         }
         let key = try keySerde.deserialize(keyBytes)
         let value = try record.value.map { try valueSerde.deserialize($0) }
-        let old = store.get(key)
+        let old = try store.get(key)
         if old == nil && value == nil { return }
-        store.put(key, value)
+        try store.put(key, value)
         try forward(key, Change(newValue: value, oldValue: old))
     }
 }
@@ -118,7 +224,7 @@ final class TableSourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.
 final class TableTransformNode<K: Hashable, V, V2>: ProcessorNode<K, Change<V>, K, Change<V2>> {
     let storeName: String
     let transform: (K, V) throws -> V2?
-    var store: TypedKeyValueStore<K, V2>! = nil
+    var store: (any TaskKeyValueStore<K, V2>)! = nil
     init(name: String, children: [AnyObject], store: String, transform: @escaping (K, V) throws -> V2?) {
         self.storeName = store
         self.transform = transform
@@ -126,13 +232,13 @@ final class TableTransformNode<K: Hashable, V, V2>: ProcessorNode<K, Change<V>, 
     }
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
-        store = try context.store(storeName, as: TypedKeyValueStore<K, V2>.self, node: name)
+        store = try context.store(storeName, as: (any TaskKeyValueStore<K, V2>).self, node: name)
     }
     override func process(_ key: K, _ change: Change<V>) throws {
         let new = try change.newValue.flatMap { try transform(key, $0) }
-        let old = store.get(key)
+        let old = try store.get(key)
         if new == nil && old == nil { return }
-        store.put(key, new)
+        try store.put(key, new)
         try forward(key, Change(newValue: new, oldValue: old))
     }
 }

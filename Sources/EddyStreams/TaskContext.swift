@@ -109,13 +109,13 @@ final class TaskContext {
     var wallClockTime: Int64
     var metrics = TaskMetrics()
     let collector: any RecordCollector
-    var stores: [String: any TypedStore]
+    var stores: [String: any TaskStore]
     var schedules: [PunctuationSchedule] = []
     /// The node being initialised, to name it in schedules.
     var currentNode = ""
 
     init(taskID: TaskID, applicationID: String, collector: any RecordCollector,
-         stores: [String: any TypedStore], wallClockTime: Int64) {
+         stores: [String: any TaskStore], wallClockTime: Int64) {
         self.taskID = taskID
         self.applicationID = applicationID
         self.collector = collector

@@ -36,7 +36,7 @@ public struct Topology: Sendable {
     struct Store: @unchecked Sendable {
         var name: String
         var kind: StoreKind
-        var make: () -> any TypedStore
+        var make: () -> any TaskStore
     }
 
     /// A connected part of the graph: its tasks are (sub-topology, partition).

@@ -57,7 +57,7 @@ public final class TopologyTestDriver {
                 throw EddyError(.invalidArgument, "topics \(group.map { Topology.resolve($0, applicationID: applicationID) }.joined(separator: ", ")) must be co-partitioned but have partition counts \(counts.sorted())")
             }
         }
-        var globalStores: [String: any TypedStore] = [:]
+        var globalStores: [String: any TaskStore] = [:]
         if let g = topology.globalSubtopology {
             let task = try StreamTask(topology: topology, subtopology: g, id: TaskID(subtopology: -1, partition: 0),
                                       applicationID: applicationID, collector: self, globalStores: [:],
@@ -192,20 +192,20 @@ public final class TopologyTestDriver {
     /// The key-value store `name` of the task for `partition` (`nil` if there is no such
     /// store of these types). Reads and writes go to the live store.
     public func keyValueStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self,
-                                              partition: Int = 0) -> TypedKeyValueStore<K, V>? {
-        store(name, partition: partition, as: TypedKeyValueStore<K, V>.self)
+                                              partition: Int = 0) -> (any TaskKeyValueStore<K, V>)? {
+        store(name, partition: partition, as: (any TaskKeyValueStore<K, V>).self)
     }
 
     /// The window store `name` of the task for `partition`.
     public func windowStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self,
-                                            partition: Int = 0) -> TypedWindowStore<K, V>? {
-        store(name, partition: partition, as: TypedWindowStore<K, V>.self)
+                                            partition: Int = 0) -> (any TaskWindowStore<K, V>)? {
+        store(name, partition: partition, as: (any TaskWindowStore<K, V>).self)
     }
 
     /// The session store `name` of the task for `partition`.
     public func sessionStore<K: Hashable, V>(_ name: String, key: K.Type = K.self, value: V.Type = V.self,
-                                             partition: Int = 0) -> TypedSessionStore<K, V>? {
-        store(name, partition: partition, as: TypedSessionStore<K, V>.self)
+                                             partition: Int = 0) -> (any TaskSessionStore<K, V>)? {
+        store(name, partition: partition, as: (any TaskSessionStore<K, V>).self)
     }
 
     /// Counters summed over all tasks.

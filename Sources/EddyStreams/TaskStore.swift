@@ -3,9 +3,9 @@ import EddyCore
 /// A store a task's processors use, with typed keys and values.
 ///
 /// Each task owns its instances; they are confined to the task's thread and are not
-/// thread-safe. The in-memory implementations here keep Swift values (no serialisation on
-/// the hot path). Reading them from a test goes through the ``TopologyTestDriver``.
-public protocol TypedStore: AnyObject {
+/// thread-safe. The in-memory implementations keep Swift values (no serialisation on the hot
+/// path); persistent ones wrap EddyState's byte stores with serdes.
+public protocol TaskStore: AnyObject {
     /// The store's name, unique in a topology.
     var name: String { get }
     /// Writes buffered changes through (nothing to do for in-memory stores).
@@ -14,7 +14,7 @@ public protocol TypedStore: AnyObject {
     func close()
 }
 
-/// What kind of store a topology declares; used by ``Topology/describe()`` and the builder's checks.
+/// What kind of store a topology declares; used by ``Topology/describe(_:)`` and the builder's checks.
 public enum StoreKind: String, Sendable {
     case keyValue = "key-value"
     case window
@@ -22,7 +22,61 @@ public enum StoreKind: String, Sendable {
 }
 
 /// A key-value store: the latest value per key.
-public final class TypedKeyValueStore<Key: Hashable, Value>: TypedStore {
+public protocol TaskKeyValueStore<Key, Value>: TaskStore {
+    associatedtype Key
+    associatedtype Value
+    /// The value for `key`, or `nil`.
+    func get(_ key: Key) throws -> Value?
+    /// Sets the value for `key`; `nil` deletes it.
+    func put(_ key: Key, _ value: Value?) throws
+    /// Removes `key`, returning its old value.
+    @discardableResult func delete(_ key: Key) throws -> Value?
+    /// Every entry (in key order for persistent stores, in no particular order in memory).
+    func all() throws -> [(key: Key, value: Value)]
+}
+
+/// A window store: values per key and window start, for windows of one size.
+public protocol TaskWindowStore<Key, Value>: TaskStore {
+    associatedtype Key
+    associatedtype Value
+    /// Size of the windows, to compute window ends.
+    var windowSize: Int64 { get }
+    /// How long a window is kept after its start.
+    var retention: Int64 { get }
+    /// The value of `key` in the window starting at `start`, or `nil`.
+    func fetch(_ key: Key, windowStart start: Timestamp) throws -> Value?
+    /// Sets the value of `key` in the window starting at `start` (`nil` deletes it).
+    func put(_ key: Key, windowStart start: Timestamp, _ value: Value?) throws
+    /// Values of `key` in windows starting in `from...to`, by ascending start.
+    func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)]
+    /// Every entry, by ascending window start.
+    func all() throws -> [(key: Windowed<Key>, value: Value)]
+    /// Removes windows starting before `start` (expiry by retention).
+    func removeWindows(startingBefore start: Timestamp) throws
+    /// Removes and returns the windows starting before `start`, ascending (for emit-final).
+    func takeWindows(startingBefore start: Timestamp) throws -> [(start: Timestamp, entries: [(key: Key, value: Value)])]
+}
+
+/// A session store: per key, sessions (inclusive `[start, end]` windows) and their values.
+public protocol TaskSessionStore<Key, Value>: TaskStore {
+    associatedtype Key
+    associatedtype Value
+    /// How long a session is kept after its end.
+    var retention: Int64 { get }
+    /// Sessions of `key` that end at or after `earliestEnd` and start at or before `latestStart`.
+    func findSessions(_ key: Key, earliestEnd: Timestamp, latestStart: Timestamp) throws -> [(window: Window, value: Value)]
+    /// Stores `value` for the session `window` of `key`.
+    func put(_ key: Key, _ window: Window, _ value: Value) throws
+    /// Removes the session `window` of `key`.
+    func remove(_ key: Key, _ window: Window) throws
+    /// Every session, by start.
+    func all() throws -> [(key: Windowed<Key>, value: Value)]
+    /// Drops sessions that ended before `time`.
+    func removeSessions(endingBefore time: Timestamp) throws
+}
+
+/// A ``TaskKeyValueStore`` of Swift values in a dictionary: no serialisation.
+public final class InMemoryTaskKeyValueStore<Key: Hashable, Value>: TaskKeyValueStore {
     public let name: String
     var entries: [Key: Value] = [:]
     public init(name: String) { self.name = name }
@@ -43,9 +97,8 @@ public final class TypedKeyValueStore<Key: Hashable, Value>: TypedStore {
     public func close() {}
 }
 
-/// A window store: values per key and window start, for windows of a fixed size; windows
-/// whose end is more than `retention` behind stream time are removed.
-public final class TypedWindowStore<Key: Hashable, Value>: TypedStore {
+/// A ``TaskWindowStore`` of Swift values: a dictionary per window start.
+public final class InMemoryTaskWindowStore<Key: Hashable, Value>: TaskWindowStore {
     public let name: String
     /// Size of the windows stored, to compute window ends.
     public let windowSize: Int64
@@ -97,8 +150,7 @@ public final class TypedWindowStore<Key: Hashable, Value>: TypedStore {
         return result
     }
 
-    /// Removes windows starting before `start`, returning nothing (expiry by retention).
-    func removeWindows(startingBefore start: Timestamp) {
+    public func removeWindows(startingBefore start: Timestamp) {
         var n = 0
         while n < starts.count, starts[n] < start {
             windows[starts[n]] = nil
@@ -107,12 +159,11 @@ public final class TypedWindowStore<Key: Hashable, Value>: TypedStore {
         if n > 0 { starts.removeFirst(n) }
     }
 
-    /// Removes and returns the windows whose start is before `start`, ascending (emit-final).
-    func takeWindows(startingBefore start: Timestamp) -> [(start: Timestamp, entries: [Key: Value])] {
-        var result: [(start: Timestamp, entries: [Key: Value])] = []
+    public func takeWindows(startingBefore start: Timestamp) -> [(start: Timestamp, entries: [(key: Key, value: Value)])] {
+        var result: [(start: Timestamp, entries: [(key: Key, value: Value)])] = []
         var n = 0
         while n < starts.count, starts[n] < start {
-            result.append((starts[n], windows[starts[n]] ?? [:]))
+            result.append((starts[n], (windows[starts[n]] ?? [:]).map { ($0.key, $0.value) }))
             windows[starts[n]] = nil
             n += 1
         }
@@ -136,8 +187,8 @@ public final class TypedWindowStore<Key: Hashable, Value>: TypedStore {
     public func close() {}
 }
 
-/// A session store: per key, the sessions (inclusive `[start, end]` windows) and their values.
-public final class TypedSessionStore<Key: Hashable, Value>: TypedStore {
+/// A ``TaskSessionStore`` of Swift values.
+public final class InMemoryTaskSessionStore<Key: Hashable, Value>: TaskSessionStore {
     public let name: String
     /// How long a session is kept after its end.
     public let retention: Int64
@@ -172,8 +223,7 @@ public final class TypedSessionStore<Key: Hashable, Value>: TypedStore {
         sessions.flatMap { k, list in list.map { (Windowed(key: k, window: $0.window), $0.value) } }
             .sorted { $0.key.window < $1.key.window }
     }
-    /// Drops sessions that ended before `time`.
-    func removeSessions(endingBefore time: Timestamp) {
+    public func removeSessions(endingBefore time: Timestamp) {
         for (k, list) in sessions {
             let kept = list.filter { $0.window.end >= time }
             sessions[k] = kept.isEmpty ? nil : kept
