@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "EddyCore", targets: ["EddyCore"]),
         .library(name: "EddyLog", targets: ["EddyLog"]),
+        .library(name: "EddyState", targets: ["EddyState"]),
         .library(name: "EddyStreams", targets: ["EddyStreams"]),
         .library(name: "Eddy", targets: ["Eddy"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
@@ -27,16 +28,20 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
+        // Debian's librocksdb-dev (C API, rocksdb/c.h). Imported by EddyState alone.
+        .systemLibrary(name: "CRocksDB", path: "Sources/CRocksDB",
+                       providers: [.apt(["librocksdb-dev"])]),
 
         .target(name: "EddyCore", dependencies: ["CCRC32C"], swiftSettings: strict),
         .target(name: "EddyLog", dependencies: ["EddyCore", "CZstd", "CLZ4"], swiftSettings: strict),
+        .target(name: "EddyState", dependencies: ["EddyCore", "CRocksDB"], swiftSettings: strict),
 
-        .target(name: "EddyStreams", dependencies: ["EddyCore"], swiftSettings: strict),
-        .target(name: "Eddy", dependencies: ["EddyCore", "EddyStreams"], swiftSettings: strict),
+        .target(name: "EddyStreams", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
+        .target(name: "Eddy", dependencies: ["EddyCore", "EddyState", "EddyLog", "EddyStreams"], swiftSettings: strict),
 
         .target(
             name: "EddyBenchmarks",
-            dependencies: ["EddyCore", "EddyLog"],
+            dependencies: ["EddyCore", "EddyLog", "EddyState"],
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
@@ -49,11 +54,13 @@ let package = Package(
             swiftSettings: strict
         ),
         // Child processes for crash tests (killed with SIGKILL by the test suites).
-        .executableTarget(name: "EddyTestChild", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
+        .executableTarget(name: "EddyTestChild", dependencies: ["EddyCore", "EddyLog", "EddyState"], swiftSettings: strict),
 
         .testTarget(name: "EddyCoreTests", dependencies: ["EddyCore"], swiftSettings: strict),
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
-        .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyStreams"], swiftSettings: strict),
+        .testTarget(name: "EddyCommandTests", dependencies: ["EddyCommand"], swiftSettings: strict),
+        .testTarget(name: "EddyStateTests", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
+        .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyState", "EddyStreams"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

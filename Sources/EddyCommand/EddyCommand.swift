@@ -8,6 +8,7 @@ struct EddyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: stream processing and messaging on partitioned logs.",
-        subcommands: []
+        discussion: "Data lives in --data DIR (default: $EDDY_DATA, else ./eddy-data).",
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self]
     )
 }

@@ -39,7 +39,9 @@ extension Stream {
                                       name: named ?? builder.name("KSTREAM-TOTABLE", nil))
         let n = builder.name("KSTREAM-TOTABLE", named)
         let store = materializedAs ?? "\(n)-STATE-STORE"
-        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V>(name: store) }
+        builder.addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, s.keySerde, s.valueSerde)) {
+            InMemoryTaskKeyValueStore<K, V>(name: store)
+        }
         builder.addNode(n, kind: .processor, parents: [s.node], stores: [store]) {
             StreamToTableNode<K, V>(name: n, children: $0, store: store)
         }
@@ -64,7 +66,9 @@ public struct GroupedStream<K: Hashable, V> {
                            step: @escaping AggregateStep<K, V, VR>) -> Table<K, VR> {
         let n = builder.name(prefix, named)
         let store = materializedAs ?? "\(baseName)-STATE-STORE"
-        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, VR>(name: store) }
+        builder.addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, keySerde, valueSerde)) {
+            InMemoryTaskKeyValueStore<K, VR>(name: store)
+        }
         builder.addNode(n, kind: .processor, parents: [stream.node], stores: [store]) {
             KeyedAggregateNode<K, V, VR>(name: n, children: $0, store: store, step: step)
         }
@@ -93,10 +97,10 @@ public struct GroupedStream<K: Hashable, V> {
     /// Folds the values of each key into an aggregate that starts at `initializer()`. A
     /// stateful record-by-record operation.
     @discardableResult
-    public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil,
+    public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil, valueSerde: (any Serde<VR>)? = nil,
                               initializer: @escaping @Sendable () throws -> VR,
                               _ aggregator: @escaping @Sendable (K, V, VR) throws -> VR) -> Table<K, VR> {
-        aggregateNode("KSTREAM-AGGREGATE", named: named, materializedAs: materializedAs, valueSerde: nil) { k, v, agg in
+        aggregateNode("KSTREAM-AGGREGATE", named: named, materializedAs: materializedAs, valueSerde: valueSerde.map { AnySerde($0) }) { k, v, agg in
             try aggregator(k, v, try agg ?? initializer())
         }
     }
@@ -166,7 +170,10 @@ public struct TimeWindowedStream<K: Hashable, V> {
         if let retention, retention < minimum {
             builder.errors.append("window store '\(store)' has retention \(retention) ms, less than window size + grace (\(minimum) ms)")
         }
-        builder.addStore(store, kind: .window) { InMemoryTaskWindowStore<K, VR>(name: store, windowSize: size, retention: kept) }
+        builder.addStore(store, kind: .window,
+                         persistent: StorePersistence.window(store, size: size, retention: kept, grouped.keySerde, valueSerde)) {
+            InMemoryTaskWindowStore<K, VR>(name: store, windowSize: size, retention: kept)
+        }
         let kind = self.kind
         builder.addNode(n, kind: .processor, parents: [grouped.stream.node], stores: [store]) { children in
             switch kind {
@@ -205,9 +212,10 @@ public struct TimeWindowedStream<K: Hashable, V> {
     /// A stateful, windowed operation.
     @discardableResult
     public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil, retention: Int64? = nil,
+                              valueSerde: (any Serde<VR>)? = nil,
                               initializer: @escaping @Sendable () throws -> VR,
                               _ aggregator: @escaping @Sendable (K, V, VR) throws -> VR) -> Table<Windowed<K>, VR> {
-        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, valueSerde: nil) { k, v, agg in
+        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, valueSerde: valueSerde.map { AnySerde($0) }) { k, v, agg in
             try aggregator(k, v, try agg ?? initializer())
         }
     }
@@ -241,7 +249,10 @@ public struct SessionWindowedStream<K: Hashable, V> {
         let windows = self.windows
         let minimum = windows.inactivityGap + windows.grace
         let kept = max(retention ?? minimum, minimum)
-        builder.addStore(store, kind: .session) { InMemoryTaskSessionStore<K, VR>(name: store, retention: kept) }
+        builder.addStore(store, kind: .session,
+                         persistent: StorePersistence.session(store, retention: kept, grouped.keySerde, valueSerde)) {
+            InMemoryTaskSessionStore<K, VR>(name: store, retention: kept)
+        }
         builder.addNode(n, kind: .processor, parents: [grouped.stream.node], stores: [store]) {
             SessionWindowAggregateNode<K, V, VR>(name: n, children: $0, store: store, windows: windows, retention: kept,
                                                  step: step, merge: merge)
@@ -272,10 +283,11 @@ public struct SessionWindowedStream<K: Hashable, V> {
     /// `initializer()`; `merger` combines the aggregates of sessions a record bridges.
     @discardableResult
     public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil, retention: Int64? = nil,
+                              valueSerde: (any Serde<VR>)? = nil,
                               initializer: @escaping @Sendable () throws -> VR,
                               merger: @escaping @Sendable (K, VR, VR) throws -> VR,
                               _ aggregator: @escaping @Sendable (K, V, VR) throws -> VR) -> Table<Windowed<K>, VR> {
-        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, valueSerde: nil,
+        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, valueSerde: valueSerde.map { AnySerde($0) },
                       step: { k, v, agg in try aggregator(k, v, try agg ?? initializer()) }, merge: merger)
     }
 }

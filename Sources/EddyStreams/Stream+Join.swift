@@ -111,7 +111,7 @@ extension Table {
         let base = named ?? builder.name("KTABLE-JOIN", nil)
         builder.copartitionGroups.append(Array(partitioningTopics.union(other.partitioningTopics)).sorted())
         let result = materializedAs ?? base + "-STATE-STORE"
-        builder.addStore(result, kind: .keyValue) { InMemoryTaskKeyValueStore<K, VR>(name: result) }
+        builder.addStore(result, kind: .keyValue) { InMemoryTaskKeyValueStore<K, VR>(name: result) }  // VR's serde is unknown
         let (l, r) = (storeName, other.storeName)
         let leftNode = builder.name("KTABLE-JOINTHIS", named.map { $0 + "-this" })
         let rightNode = builder.name("KTABLE-JOINOTHER", named.map { $0 + "-other" })

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyState
 
 /// Picks a task's next record: of all its input partitions' buffered records, the one with
 /// the smallest timestamp at the head of its partition's queue (ties: the partition that was
@@ -75,12 +76,16 @@ final class StreamTask {
     /// `globalPartitions` gives the partitions of each topic: it reads them all).
     init(topology: Topology, subtopology sub: Topology.Subtopology, id: TaskID, applicationID: String,
          collector: any RecordCollector, globalStores: [String: any TaskStore], wallClockTime: Int64,
-         globalPartitions: ((String) -> [Int])? = nil) throws {
+         stateDirectory: TaskStateDirectory? = nil, globalPartitions: ((String) -> [Int])? = nil) throws {
         self.id = id
         var stores: [String: any TaskStore] = [:]
         for name in sub.stores {
             guard let spec = topology.stores[name] else { continue }
-            stores[name] = spec.make()
+            if let stateDirectory, let persistent = spec.persistent {
+                stores[name] = try persistent(stateDirectory)
+            } else {
+                stores[name] = spec.make()
+            }
         }
         self.stores = stores
         var all = stores

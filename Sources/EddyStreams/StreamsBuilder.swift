@@ -57,7 +57,8 @@ public final class StreamsBuilder {
         return name
     }
 
-    func addStore(_ name: String, kind: StoreKind, make: @escaping () -> any TaskStore) {
+    func addStore(_ name: String, kind: StoreKind, persistent: StorePersistence.Factory? = nil,
+                  make: @escaping () -> any TaskStore) {
         do {
             try Names.validate(name, what: "store name")
         } catch let error as EddyError {
@@ -68,7 +69,7 @@ public final class StreamsBuilder {
             errors.append("the store name '\(name)' is used twice; store names must be unique in a topology")
             return
         }
-        stores[name] = Topology.Store(name: name, kind: kind, make: make)
+        stores[name] = Topology.Store(name: name, kind: kind, make: make, persistent: persistent)
     }
 
     func addSourceTopic(_ topic: String, node: String) {
@@ -121,7 +122,9 @@ public final class StreamsBuilder {
         let store = storeName ?? "\(topic)-STATE-STORE-\(nodeName.suffix(10))"
         do { try Names.validateTopic(topic) } catch let e as EddyError { errors.append(e.message) } catch {}
         addSourceTopic(topic, node: nodeName)
-        addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store) }
+        addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, AnySerde(key), AnySerde(value))) {
+            InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store)
+        }
         addNode(nodeName, kind: .source(topics: [topic], extractor: timestampExtractor), parents: [], stores: [store]) { children in
             TableSourceNode(name: nodeName, children: children, key: key, value: value, store: store)
         }
@@ -140,7 +143,9 @@ public final class StreamsBuilder {
         let store = storeName ?? "\(topic)-STATE-STORE-\(nodeName.suffix(10))"
         do { try Names.validateTopic(topic) } catch let e as EddyError { errors.append(e.message) } catch {}
         addSourceTopic(topic, node: nodeName)
-        addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store) }
+        addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, AnySerde(key), AnySerde(value))) {
+            InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store)
+        }
         addNode(nodeName, kind: .source(topics: [topic], extractor: nil), parents: [], stores: [store], isGlobal: true) { children in
             TableSourceNode(name: nodeName, children: children, key: key, value: value, store: store)
         }
@@ -148,14 +153,20 @@ public final class StreamsBuilder {
     }
 
     /// Declares a key-value store for processors added with ``Stream/process(named:stores:_:)``.
-    public func addKeyValueStore<K: Hashable, V>(_ name: String, key: K.Type, value: V.Type) {
-        addStore(name, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V>(name: name) }
+    /// With serdes, the store can live in RocksDB (``StoreBackend/rocksDB(directory:)``).
+    public func addKeyValueStore<K: Hashable, V>(_ name: String, key: K.Type, value: V.Type,
+                                                 keySerde: (any Serde<K>)? = nil, valueSerde: (any Serde<V>)? = nil) {
+        addStore(name, kind: .keyValue, persistent: StorePersistence.keyValue(name, keySerde.map { AnySerde($0) }, valueSerde.map { AnySerde($0) })) {
+            InMemoryTaskKeyValueStore<K, V>(name: name)
+        }
     }
 
     /// Declares a window store for processors added with ``Stream/process(named:stores:_:)``.
     public func addWindowStore<K: Hashable, V>(_ name: String, key: K.Type, value: V.Type,
-                                               windowSize: Int64, retention: Int64) {
-        addStore(name, kind: .window) { InMemoryTaskWindowStore<K, V>(name: name, windowSize: windowSize, retention: retention) }
+                                               windowSize: Int64, retention: Int64,
+                                               keySerde: (any Serde<K>)? = nil, valueSerde: (any Serde<V>)? = nil) {
+        addStore(name, kind: .window, persistent: StorePersistence.window(name, size: windowSize, retention: retention,
+                                                                          keySerde.map { AnySerde($0) }, valueSerde.map { AnySerde($0) })) { InMemoryTaskWindowStore<K, V>(name: name, windowSize: windowSize, retention: retention) }
     }
 
     /// Checks the graph and returns the topology. Throws ``EddyError/Code/invalidArgument``

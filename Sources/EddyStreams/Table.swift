@@ -53,7 +53,9 @@ public struct Table<K: Hashable, V> {
                           transform: @escaping (K, V) throws -> V2?) -> Table<K, V2> {
         let n = builder.name(prefix, named)
         let store = materializedAs ?? "\(n)-STATE-STORE"
-        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V2>(name: store) }
+        builder.addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, keySerde, valueSerde)) {
+            InMemoryTaskKeyValueStore<K, V2>(name: store)
+        }
         builder.addNode(n, kind: .processor, parents: [node], stores: [store]) {
             TableTransformNode<K, V, V2>(name: n, children: $0, store: store, transform: transform)
         }
@@ -111,30 +113,33 @@ public struct GroupedTable<K: Hashable, V> {
     /// Counts the rows per group.
     @discardableResult
     public func count(named: String? = nil, materializedAs: String? = nil) -> Table<K, Int64> {
-        aggregateNode(named: named, materializedAs: materializedAs, initializer: { 0 },
+        aggregateNode(named: named, materializedAs: materializedAs, resultSerde: AnySerde(Int64Serde()), initializer: { 0 },
                       adder: { _, _, agg in agg + 1 }, subtractor: { _, _, agg in agg - 1 })
     }
 
     /// Folds rows into an aggregate per group: `adder` for rows joining, `subtractor` for rows leaving.
     @discardableResult
-    public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil,
+    public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil, valueSerde: (any Serde<VR>)? = nil,
                               initializer: @escaping @Sendable () throws -> VR,
                               adder: @escaping @Sendable (K, V, VR) throws -> VR,
                               subtractor: @escaping @Sendable (K, V, VR) throws -> VR) -> Table<K, VR> {
-        aggregateNode(named: named, materializedAs: materializedAs, initializer: initializer, adder: adder, subtractor: subtractor)
+        aggregateNode(named: named, materializedAs: materializedAs, resultSerde: valueSerde.map { AnySerde($0) },
+                      initializer: initializer, adder: adder, subtractor: subtractor)
     }
 
-    func aggregateNode<VR>(named: String?, materializedAs: String?, initializer: @escaping () throws -> VR,
+    func aggregateNode<VR>(named: String?, materializedAs: String?, resultSerde: AnySerde<VR>?, initializer: @escaping () throws -> VR,
                            adder: @escaping (K, V, VR) throws -> VR,
                            subtractor: @escaping (K, V, VR) throws -> VR) -> Table<K, VR> {
         let n = builder.name("KTABLE-AGGREGATE", named)
         let store = materializedAs ?? "\(baseName)-STATE-STORE"
-        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, VR>(name: store) }
+        builder.addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, keySerde, resultSerde)) {
+            InMemoryTaskKeyValueStore<K, VR>(name: store)
+        }
         builder.addNode(n, kind: .processor, parents: [stream.node], stores: [store]) {
             TableAggregateNode<K, V, VR>(name: n, children: $0, store: store, initializer: initializer,
                                          adder: adder, subtractor: subtractor)
         }
-        return Table(builder: builder, node: n, store: store, keySerde: keySerde, valueSerde: nil,
+        return Table(builder: builder, node: n, store: store, keySerde: keySerde, valueSerde: resultSerde,
                      partitioningTopics: stream.partitioningTopics)
     }
 
@@ -145,7 +150,9 @@ public struct GroupedTable<K: Hashable, V> {
                        subtractor: @escaping @Sendable (V, V) throws -> V) -> Table<K, V> {
         let n = builder.name("KTABLE-REDUCE", named)
         let store = materializedAs ?? "\(baseName)-STATE-STORE"
-        builder.addStore(store, kind: .keyValue) { InMemoryTaskKeyValueStore<K, V>(name: store) }
+        builder.addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, keySerde, valueSerde)) {
+            InMemoryTaskKeyValueStore<K, V>(name: store)
+        }
         builder.addNode(n, kind: .processor, parents: [stream.node], stores: [store]) {
             TableReduceNode<K, V>(name: n, children: $0, store: store, adder: adder, subtractor: subtractor)
         }

@@ -51,10 +51,9 @@ public protocol TaskWindowStore<Key, Value>: TaskStore {
     func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)]
     /// Every entry, by ascending window start.
     func all() throws -> [(key: Windowed<Key>, value: Value)]
-    /// Removes windows starting before `start` (expiry by retention).
+    /// Removes windows starting before `start` (expiry by retention; persistent stores
+    /// expire whole segments on their own and may ignore this).
     func removeWindows(startingBefore start: Timestamp) throws
-    /// Removes and returns the windows starting before `start`, ascending (for emit-final).
-    func takeWindows(startingBefore start: Timestamp) throws -> [(start: Timestamp, entries: [(key: Key, value: Value)])]
 }
 
 /// A session store: per key, sessions (inclusive `[start, end]` windows) and their values.

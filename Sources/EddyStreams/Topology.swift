@@ -37,6 +37,8 @@ public struct Topology: Sendable {
         var name: String
         var kind: StoreKind
         var make: () -> any TaskStore
+        /// Opens the persistent variant, when the store's serdes are known.
+        var persistent: StorePersistence.Factory?
     }
 
     /// A connected part of the graph: its tasks are (sub-topology, partition).

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyState
 
 /// Runs a ``Topology`` in the calling thread over in-memory topics and stores, with a manual
 /// wall clock: fast, deterministic tests of user topologies (Kafka's `TopologyTestDriver`).
@@ -33,14 +34,21 @@ public final class TopologyTestDriver {
     var roundRobin = 0
     /// The wall clock, in milliseconds.
     public private(set) var wallClockTime: Int64
+    let backend: StoreBackend
+    var rocksDB: RocksDBEnvironment? = nil
+    var stateDirectories: [TaskStateDirectory] = []
 
     /// Creates the tasks and stores of `topology`. `partitions` gives topic partition counts
     /// (default: those declared to the builder, else 1); `initialWallClockTime` starts the
-    /// manual clock. Throws if a node fails to initialise (e.g. a processor asks for a store
-    /// not connected to it) or co-partitioned topics are given different counts.
+    /// manual clock; `stores` chooses in-memory stores (default) or RocksDB. Throws if a node
+    /// fails to initialise (e.g. a processor asks for a store not connected to it), a state
+    /// directory cannot be opened, or co-partitioned topics are given different counts.
     public init(_ topology: Topology, applicationID: String = "test-application",
-                partitions: [String: Int] = [:], initialWallClockTime: Int64 = 0) throws {
+                partitions: [String: Int] = [:], initialWallClockTime: Int64 = 0,
+                stores backend: StoreBackend = .inMemory) throws {
         try Names.validate(applicationID, what: "application id")
+        self.backend = backend
+        if case .rocksDB = backend { rocksDB = try RocksDBEnvironment() }
         self.topology = topology
         self.applicationID = applicationID
         self.wallClockTime = initialWallClockTime
@@ -61,7 +69,7 @@ public final class TopologyTestDriver {
         if let g = topology.globalSubtopology {
             let task = try StreamTask(topology: topology, subtopology: g, id: TaskID(subtopology: -1, partition: 0),
                                       applicationID: applicationID, collector: self, globalStores: [:],
-                                      wallClockTime: wallClockTime,
+                                      wallClockTime: wallClockTime, stateDirectory: try stateDirectory(for: "global"),
                                       globalPartitions: { [partitionCounts] in Array(0..<(partitionCounts[$0] ?? 1)) })
             globalStores = task.stores
             for tp in task.inputPartitions { routes[tp] = task }
@@ -70,9 +78,10 @@ public final class TopologyTestDriver {
         for sub in topology.subtopologies {
             let count = sub.sourceTopics.map { partitionCount(Topology.resolve($0, applicationID: applicationID)) }.max() ?? 1
             for p in 0..<count {
-                let task = try StreamTask(topology: topology, subtopology: sub, id: TaskID(subtopology: sub.id, partition: p),
+                let id = TaskID(subtopology: sub.id, partition: p)
+                let task = try StreamTask(topology: topology, subtopology: sub, id: id,
                                           applicationID: applicationID, collector: self, globalStores: globalStores,
-                                          wallClockTime: wallClockTime)
+                                          wallClockTime: wallClockTime, stateDirectory: try stateDirectory(for: id.description))
                 for tp in task.inputPartitions { routes[tp] = task }
                 tasks.append(task)
             }
@@ -82,6 +91,13 @@ public final class TopologyTestDriver {
     }
 
     func partitionCount(_ topic: String) -> Int { partitionCounts[topic] ?? 1 }
+
+    private func stateDirectory(for task: String) throws -> TaskStateDirectory? {
+        guard case .rocksDB(let directory) = backend, let rocksDB else { return nil }
+        let opened = try TaskStateDirectory(stateDirectory: directory, application: applicationID, task: task, environment: rocksDB)
+        stateDirectories.append(opened)
+        return opened
+    }
 
     /// Appends a record to `topic` as a producer would, and processes everything it causes.
     func append(topic: String, partition: Int?, key: [UInt8]?, value: [UInt8]?, headers: [Header], timestamp: Timestamp) throws {
@@ -129,6 +145,11 @@ public final class TopologyTestDriver {
                 }
                 progress = true
             }
+        }
+        // RocksDB stores keep writes in a write buffer until committed; the driver commits
+        // after each input record so the state directory is complete whenever it is closed.
+        if case .rocksDB = backend {
+            for task in tasks + (globalTask.map { [$0] } ?? []) { try task.flush() }
         }
     }
 
@@ -220,10 +241,15 @@ public final class TopologyTestDriver {
         return m
     }
 
-    /// Closes all tasks and their stores.
+    /// Flushes and closes all tasks and their stores (and, with RocksDB, their state
+    /// directories). Idempotent.
     public func close() {
-        for t in tasks { t.close() }
-        globalTask?.close()
+        for t in tasks + (globalTask.map { [$0] } ?? []) {
+            try? t.flush()
+            t.close()
+        }
+        for d in stateDirectories { d.close() }
+        stateDirectories.removeAll()
     }
 }
 

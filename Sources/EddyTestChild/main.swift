@@ -9,6 +9,10 @@ guard arguments.count >= 2 else {
     exit(2)
 }
 switch arguments[1] {
+case "hold-lock": HoldLockMode.run(Array(arguments.dropFirst(2)))
+case "partition-append": PartitionAppendChild.run(Array(arguments.dropFirst(2)))
+case "state-crash":
+    do { try runStateCrashChild(arguments) } catch { FileHandleOutput.error("state-crash: \(error)"); exit(1) }
 default:
     FileHandleOutput.error("unknown mode \(arguments[1])")
     exit(2)

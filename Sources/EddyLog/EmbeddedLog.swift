@@ -1,0 +1,400 @@
+import EddyCore
+
+/// Eddy's own partitioned log, in-process: the default ``LogBackend``.
+///
+/// Topics live in a data directory (`DATA/topics.json`, `DATA/<topic>-<partition>/`), or in
+/// memory for tests and throwaway data. One `EmbeddedLog` owns its directory: it holds an
+/// exclusive lock on `DATA/.lock`, so a second process (or a second `EmbeddedLog` in this
+/// process) that opens the same directory gets ``EddyError/Code/locked`` and touches nothing.
+///
+/// Thread safety: the log, its ``admin`` and its coordinators may be used from any number of
+/// threads at once. Producers and consumers it makes are confined to one thread at a time.
+///
+/// ```swift
+/// let log = try EmbeddedLog(directory: "eddy-data")
+/// defer { try? log.close() }
+/// try log.admin.createTopic("orders", configuration: TopicConfiguration(partitions: 4))
+/// let producer = try log.makeProducer(ProducerConfiguration())
+/// try producer.send(ProducerRecord(topic: "orders", key: Array("k".utf8), value: Array("v".utf8)))
+/// try producer.flush()
+/// ```
+///
+/// Opening runs recovery: every partition re-validates its tail, transactions that a crashed
+/// run left open are completed (if they had reached their commit point) or aborted, and the
+/// consumer groups' committed offsets are reloaded from the internal topic `__consumer_offsets`.
+/// A background thread (``LogMaintenance``) flushes partitions with an fsync interval, applies
+/// retention and compaction, and expires group members that stopped polling.
+public final class EmbeddedLog: LogBackend, @unchecked Sendable {
+    // @unchecked: mutable state (`topics`, `registry`, `isClosed`) is reached only under `lock`;
+    // `dataVersion` only under `dataSignal`.
+
+    /// Settings of the log as a whole (topic settings are per topic, in ``TopicConfiguration``).
+    public struct Configuration: Sendable {
+        /// How often the background thread flushes partitions with `fsync` interval policies
+        /// and checks group members' session timeouts.
+        public var maintenanceIntervalMilliseconds: Int
+        /// How often retention (time and size) is applied (Kafka's `log.retention.check.interval.ms`).
+        public var retentionCheckIntervalMilliseconds: Int
+        /// How often compacted topics are compacted (Kafka's `log.cleaner.backoff.ms`, roughly).
+        public var compactionIntervalMilliseconds: Int
+
+        public init(maintenanceIntervalMilliseconds: Int = 100,
+                    retentionCheckIntervalMilliseconds: Int = 60_000,
+                    compactionIntervalMilliseconds: Int = 30_000) {
+            self.maintenanceIntervalMilliseconds = maintenanceIntervalMilliseconds
+            self.retentionCheckIntervalMilliseconds = retentionCheckIntervalMilliseconds
+            self.compactionIntervalMilliseconds = compactionIntervalMilliseconds
+        }
+
+        func validate() throws {
+            if maintenanceIntervalMilliseconds < 1 || retentionCheckIntervalMilliseconds < 1 || compactionIntervalMilliseconds < 1 {
+                throw EddyError(.invalidArgument, "EmbeddedLog.Configuration intervals must be >= 1 ms")
+            }
+        }
+    }
+
+    /// Internal topic holding consumer groups' committed offsets (compacted).
+    public static let offsetsTopic = "__consumer_offsets"
+    /// Internal topic holding transaction commit points, for recovery (compacted).
+    public static let transactionStateTopic = "__transaction_state"
+    static let internalTopics: Set<String> = [offsetsTopic, transactionStateTopic]
+
+    /// The data directory, or `nil` for an in-memory log.
+    public let directory: String?
+    /// The log's settings.
+    public let configuration: Configuration
+
+    let environment: LogEnvironment
+    let rootPath: String
+    private let lock = ClientLock()
+    private var registry: TopicRegistry
+    private var topics: [String: TopicHandle] = [:]
+    private var isClosed = false
+    private let directoryLock: DirectoryLock?
+
+    // Consumers block on this until an append (or a group change) bumps `dataVersion`.
+    private let dataSignal = ClientLock()
+    private var dataVersion: UInt64 = 0
+
+    let groups: GroupCoordinator
+    let transactions: TransactionCoordinator
+    private var maintenance: LogMaintenance?
+
+    /// Opens (creating if needed) the embedded log in `directory`, running recovery.
+    ///
+    /// Throws ``EddyError/Code/locked`` if another process or another `EmbeddedLog` in this
+    /// process has the directory open, ``EddyError/Code/corrupt`` for damage recovery cannot
+    /// repair (naming the file and byte offset), ``EddyError/Code/io`` for failed system calls.
+    /// Call ``close()`` when done; the lock is also released if the process exits.
+    public convenience init(directory: String, configuration: Configuration = Configuration()) throws {
+        try self.init(directory: directory, environment: .real, configuration: configuration)
+    }
+
+    /// A fresh, empty log held in memory: the same semantics as on disk (transactions, groups,
+    /// retention, compaction), no files and no lock. Its data goes when it is closed or freed.
+    public static func inMemory(configuration: Configuration = Configuration()) -> EmbeddedLog {
+        do {
+            return try EmbeddedLog(directory: nil, environment: .inMemory(), configuration: configuration)
+        } catch {
+            // Opening an empty in-memory file system does no I/O that can fail.
+            fatalError("opening an in-memory EmbeddedLog failed: \(error)")
+        }
+    }
+
+    /// The designated initialiser: `directory == nil` means in memory (under the root `/eddy`
+    /// of `environment`'s file system, with no directory lock).
+    init(directory: String?, environment: LogEnvironment, configuration: Configuration) throws {
+        try configuration.validate()
+        self.directory = directory
+        self.configuration = configuration
+        self.environment = environment
+        if let directory {
+            directoryLock = try DirectoryLock(directory: directory)
+            rootPath = directory
+        } else {
+            directoryLock = nil
+            rootPath = "/eddy"
+        }
+        groups = GroupCoordinator()
+        transactions = TransactionCoordinator()
+        do {
+            try environment.fileSystem.createDirectory(rootPath)
+            registry = try TopicRegistry(directory: rootPath, fileSystem: environment.fileSystem)
+        } catch {
+            directoryLock?.release()
+            throw error
+        }
+        groups.log = self
+        transactions.log = self
+        do {
+            for (name, topicConfiguration) in registry.topics.sorted(by: { $0.key < $1.key }) {
+                topics[name] = try openTopic(name, topicConfiguration, discardOrphans: false)
+            }
+            for name in EmbeddedLog.internalTopics.sorted() where topics[name] == nil {
+                let internalConfiguration = TopicConfiguration.compacted(partitions: 1)
+                try registry.put(name, internalConfiguration)
+                topics[name] = try openTopic(name, internalConfiguration, discardOrphans: true)
+            }
+            try transactions.recover()
+            try groups.load()
+        } catch {
+            for handle in topics.values { handle.closeQuietly() }
+            directoryLock?.release()
+            throw error
+        }
+        maintenance = LogMaintenance(log: self)
+    }
+
+    deinit {
+        if !isClosed { try? close() }
+    }
+
+    /// Stops the background thread, aborts transactions still open, closes every partition
+    /// (flushing it) and releases the directory lock. Producers, consumers and the admin made
+    /// from this log throw ``EddyError/Code/closed`` afterwards. Idempotent. Throws the first
+    /// failure to flush or close a partition, after trying all of them.
+    public func close() throws {
+        let alreadyClosed = lock.withLock { () -> Bool in
+            defer { isClosed = true }
+            return isClosed
+        }
+        if alreadyClosed { return }
+        maintenance?.stop()
+        maintenance = nil
+        transactions.abortAllOpen()
+        groups.closeAll()
+        let handles = lock.withLock { Array(topics.values) }
+        var firstError: (any Error)?
+        for handle in handles {
+            for partition in handle.partitions {
+                do { try partition.close() } catch { if firstError == nil { firstError = error } }
+            }
+        }
+        notifyData()
+        directoryLock?.release()
+        if let firstError { throw firstError }
+    }
+
+    /// Test seam: stops the background thread and drops the log as a crash would — nothing
+    /// is flushed, closed or aborted, and the directory lock is released — so a test can open
+    /// the same files again and exercise recovery. The object is unusable afterwards.
+    func simulateCrash() {
+        let alreadyClosed = lock.withLock { () -> Bool in
+            defer { isClosed = true }
+            return isClosed
+        }
+        if alreadyClosed { return }
+        maintenance?.stop()
+        maintenance = nil
+        groups.closeAll()
+        notifyData()
+        directoryLock?.release()
+    }
+
+    /// Topic and group administration.
+    public var admin: any LogAdmin { EmbeddedAdmin(log: self) }
+
+    /// A producer. Throws ``EddyError/Code/invalidArgument`` for a bad configuration,
+    /// ``EddyError/Code/closed`` if the log is closed.
+    public func makeProducer(_ configuration: ProducerConfiguration) throws -> any LogProducer {
+        try checkOpen()
+        return try EmbeddedProducer(log: self, configuration: configuration)
+    }
+
+    /// A transactional producer for `transactionalID` (validated like a topic name).
+    public func makeTransactionalProducer(_ configuration: ProducerConfiguration,
+                                          transactionalID: String) throws -> any TransactionalProducer {
+        try checkOpen()
+        return try EmbeddedTransactionalProducer(log: self, configuration: configuration, transactionalID: transactionalID)
+    }
+
+    /// A consumer. Its `groupID`, if any, is validated like a topic name.
+    public func makeConsumer(_ configuration: ConsumerConfiguration) throws -> any LogConsumer {
+        try checkOpen()
+        return try EmbeddedConsumer(log: self, configuration: configuration)
+    }
+
+    // MARK: - Internal: topics
+
+    func checkOpen() throws {
+        if lock.withLock({ isClosed }) { throw EddyError(.closed, "the embedded log is closed") }
+    }
+
+    var isOpen: Bool { lock.withLock { !isClosed } }
+
+    /// The wall-clock time of the log's environment.
+    var now: Timestamp { environment.clock.nowMilliseconds }
+
+    private func partitionDirectory(_ topic: String, _ partition: Int) -> String {
+        rootPath + "/" + topic + "-" + String(partition)
+    }
+
+    /// Opens a topic's partitions. With `discardOrphans`, partition directories holding data
+    /// (left by a topic of the same name whose deletion was interrupted) are wiped first.
+    private func openTopic(_ name: String, _ configuration: TopicConfiguration, discardOrphans: Bool) throws -> TopicHandle {
+        var partitions: [PartitionLog] = []
+        do {
+            for index in 0..<configuration.partitions {
+                let tp = TopicPartition(name, index)
+                let path = partitionDirectory(name, index)
+                var log = try PartitionLog(topicPartition: tp, directory: path, configuration: configuration,
+                                           environment: environment)
+                if discardOrphans && (log.endOffset > 0 || log.startOffset > 0) {
+                    try log.close()
+                    try log.deleteFiles()
+                    log = try PartitionLog(topicPartition: tp, directory: path, configuration: configuration,
+                                           environment: environment)
+                }
+                partitions.append(log)
+            }
+        } catch {
+            for partition in partitions { try? partition.close() }
+            throw error
+        }
+        return TopicHandle(name: name, configuration: configuration, partitions: partitions)
+    }
+
+    func createTopic(_ name: String, configuration: TopicConfiguration) throws {
+        try Names.validateTopic(name)
+        try configuration.validate()
+        try lock.withLock {
+            if isClosed { throw EddyError(.closed, "the embedded log is closed") }
+            if topics[name] != nil { throw EddyError(.topicExists, "topic \(name) already exists") }
+            try registry.put(name, configuration)
+            do {
+                topics[name] = try openTopic(name, configuration, discardOrphans: true)
+            } catch {
+                try? registry.remove(name)
+                throw error
+            }
+        }
+        groups.topicsChanged()
+    }
+
+    func deleteTopic(_ name: String) throws {
+        try Names.validateTopic(name)
+        if EmbeddedLog.internalTopics.contains(name) {
+            throw EddyError(.invalidArgument, "internal topic \(name) cannot be deleted")
+        }
+        let handle = try lock.withLock { () -> TopicHandle in
+            if isClosed { throw EddyError(.closed, "the embedded log is closed") }
+            guard let handle = topics[name] else { throw EddyError(.unknownTopic, "topic \(name) does not exist") }
+            try registry.remove(name)
+            topics[name] = nil
+            handle.markDeleted()
+            return handle
+        }
+        var firstError: (any Error)?
+        for partition in handle.partitions {
+            do {
+                try partition.close()
+                try partition.deleteFiles()
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        groups.topicsChanged()
+        notifyData()
+        if let firstError { throw firstError }
+    }
+
+    /// The topic's handle. Throws ``EddyError/Code/unknownTopic``.
+    func topic(_ name: String) throws -> TopicHandle {
+        try lock.withLock {
+            if isClosed { throw EddyError(.closed, "the embedded log is closed") }
+            guard let handle = topics[name] else { throw EddyError(.unknownTopic, "topic \(name) does not exist") }
+            return handle
+        }
+    }
+
+    /// The topic's handle, or nil (no error) when it does not exist.
+    func topicIfPresent(_ name: String) -> TopicHandle? {
+        lock.withLock { isClosed ? nil : topics[name] }
+    }
+
+    /// One partition. Throws ``EddyError/Code/unknownTopic`` or ``EddyError/Code/unknownPartition``.
+    func partition(_ tp: TopicPartition) throws -> PartitionLog {
+        let handle = try topic(tp.topic)
+        guard tp.partition >= 0 && tp.partition < handle.partitions.count else {
+            throw EddyError(.unknownPartition, "topic \(tp.topic) has \(handle.partitions.count) partitions; there is no partition \(tp.partition)")
+        }
+        return handle.partitions[tp.partition]
+    }
+
+    /// Every open topic, sorted by name.
+    func allTopics() -> [TopicHandle] {
+        lock.withLock { topics.values.sorted { $0.name < $1.name } }
+    }
+
+    func topicNames() throws -> [String] {
+        try lock.withLock {
+            if isClosed { throw EddyError(.closed, "the embedded log is closed") }
+            return topics.keys.sorted()
+        }
+    }
+
+    func allocateProducerID() throws -> Int64 {
+        try lock.withLock {
+            if isClosed { throw EddyError(.closed, "the embedded log is closed") }
+            return try registry.allocateProducerID()
+        }
+    }
+
+    // MARK: - Internal: appends and the consumers' wake-up signal
+
+    /// Appends an encoded batch and wakes blocked consumers.
+    @inline(__always)
+    func append(_ batch: inout [UInt8], to partition: PartitionLog) throws -> PartitionLog.AppendResult {
+        let result = try partition.append(&batch)
+        notifyData()
+        return result
+    }
+
+    /// Wakes consumers blocked in `poll` (data appended, a group changed, the log closed).
+    func notifyData() {
+        dataSignal.lock()
+        dataVersion &+= 1
+        dataSignal.unlock()
+        dataSignal.broadcast()
+    }
+
+    /// The current value of the wake-up counter; read it before fetching, then wait with it.
+    var currentDataVersion: UInt64 { dataSignal.withLock { dataVersion } }
+
+    /// Blocks until `notifyData` has been called since `version` was read, or `milliseconds` pass.
+    func waitForData(after version: UInt64, milliseconds: Int) {
+        guard milliseconds > 0 else { return }
+        let deadline = ClientLock.monotonicMilliseconds() + Int64(milliseconds)
+        dataSignal.lock()
+        defer { dataSignal.unlock() }
+        while dataVersion == version {
+            let left = deadline - ClientLock.monotonicMilliseconds()
+            if left <= 0 { return }
+            dataSignal.wait(milliseconds: Int(left))
+        }
+    }
+}
+
+/// A topic as the embedded log holds it: its configuration and open partitions. Shared by
+/// producers and consumers, which cache it; `isDeleted` tells them to look the topic up again.
+final class TopicHandle: @unchecked Sendable {
+    // @unchecked: `deleted` is reached only under `lock`; the rest is immutable.
+    let name: String
+    let configuration: TopicConfiguration
+    let partitions: [PartitionLog]
+    private let lock = ClientLock()
+    private var deleted = false
+
+    init(name: String, configuration: TopicConfiguration, partitions: [PartitionLog]) {
+        self.name = name
+        self.configuration = configuration
+        self.partitions = partitions
+    }
+
+    var isDeleted: Bool { lock.withLock { deleted } }
+    func markDeleted() { lock.withLock { deleted = true } }
+
+    func closeQuietly() {
+        for partition in partitions { try? partition.close() }
+    }
+}

@@ -1,0 +1,6 @@
+import EddyCore
+
+extension PartitionLog {
+    /// Key compaction (placeholder while the cleaner is written).
+    func compact(now: Timestamp) throws {}
+}

@@ -1,0 +1,77 @@
+import EddyCore
+import Foundation
+
+/// The background thread of an ``EmbeddedLog``: every `maintenanceIntervalMilliseconds` it
+/// flushes partitions whose fsync interval is due and expires group members that stopped
+/// polling; every `retentionCheckIntervalMilliseconds` it applies retention, and every
+/// `compactionIntervalMilliseconds` it compacts, on all partitions.
+///
+/// One thread per log, started when the log opens and stopped (joined) by ``stop()`` when it
+/// closes. It holds the log weakly, so a log that is dropped without `close` still goes away.
+/// A failure on one partition does not stop the others; the latest is kept in ``lastError``.
+final class LogMaintenance: @unchecked Sendable {
+    // @unchecked: `stopping`, `finished` and `error` are reached only under `lock`.
+    private let lock = ClientLock()
+    private var stopping = false
+    private var finished = false
+    private var error: EddyError?
+
+    init(log: EmbeddedLog) {
+        let interval = log.configuration.maintenanceIntervalMilliseconds
+        let retentionEvery = Int64(log.configuration.retentionCheckIntervalMilliseconds)
+        let compactionEvery = Int64(log.configuration.compactionIntervalMilliseconds)
+        let thread = Thread { [weak log, self] in
+            var lastRetention = ClientLock.monotonicMilliseconds()
+            var lastCompaction = lastRetention
+            while true {
+                let stop = self.lock.withLock { () -> Bool in
+                    if !self.stopping { self.lock.wait(milliseconds: interval) }
+                    return self.stopping
+                }
+                guard !stop, let log else { break }
+                let now = ClientLock.monotonicMilliseconds()
+                let retention = now - lastRetention >= retentionEvery
+                let compaction = now - lastCompaction >= compactionEvery
+                if retention { lastRetention = now }
+                if compaction { lastCompaction = now }
+                self.runOnce(log, retention: retention, compaction: compaction)
+            }
+            self.lock.withLock {
+                self.finished = true
+                self.lock.broadcast()
+            }
+        }
+        thread.name = "eddy-log-maintenance"
+        thread.start()
+    }
+
+    /// One round over every partition. Also called by tests.
+    func runOnce(_ log: EmbeddedLog, retention: Bool, compaction: Bool) {
+        log.groups.expireMembers()
+        let now = log.now
+        for handle in log.allTopics() {
+            for partition in handle.partitions {
+                do {
+                    try partition.flushIfDue(now: now)
+                    if retention && handle.configuration.cleanupPolicy.deletes { try partition.enforceRetention(now: now) }
+                    if compaction && handle.configuration.cleanupPolicy.compacts { try partition.compact(now: now) }
+                } catch {
+                    let failure = (error as? EddyError) ?? EddyError(.io, "\(error)")
+                    lock.withLock { self.error = failure }
+                }
+            }
+        }
+    }
+
+    /// The most recent failure of a maintenance step, if any.
+    var lastError: EddyError? { lock.withLock { error } }
+
+    /// Stops the thread and waits for it to finish its current round.
+    func stop() {
+        lock.withLock {
+            stopping = true
+            lock.broadcast()
+            while !finished { lock.wait(milliseconds: 1_000) }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import EddyCore
+import EddyState
+import Testing
+
+@Suite("State restoration")
+struct StateRestorerTests {
+    private let changelog = TopicPartition("app-kv-changelog", 0)
+
+    @Test("a crash between the changelog commit and the store commit is repaired from the changelog")
+    func crashBetweenChangelogAndStore() throws {
+        let fixture = try StoreFixture(.rocksDB)
+        let log = FakeLog()
+        let producer = log.makeProducer()
+        var store = try fixture.keyValueStore(changelog: changelog)
+        try store.put(bytes("a"), bytes("1"))
+        try store.put(bytes("b"), bytes("1"))
+        try store.commit(flushing: producer)
+        #expect(store.checkpoint == 2)
+        // Step 1 and 2 of the next commit happen, then the process "dies" before step 3.
+        try store.put(bytes("a"), bytes("2"))
+        try store.delete(bytes("b"))
+        try store.put(bytes("c"), bytes("3"))
+        try store.prepareCommit(producer: producer, timestamp: nil)
+        try producer.flush()
+        store.close()
+        try fixture.reopen()
+
+        store = try fixture.keyValueStore(changelog: changelog)
+        #expect(store.checkpoint == 2)
+        #expect(try store.get(bytes("b")) == bytes("1"))  // still the old state
+        var reports: [RestoreProgress] = []
+        let result = try StateRestorer.restore(store, consumer: log.makeConsumer()) { reports.append($0) }
+        #expect(result.startOffset == 2)
+        #expect(result.endOffset == 5)
+        #expect(result.records == 3)
+        #expect(!reports.isEmpty)
+        #expect(store.checkpoint == 5)
+        #expect(try store.all().map { text($0.key) + "=" + text($0.value) } == ["a=2", "c=3"])
+
+        // The checkpoint is durable: after another reopen nothing is replayed.
+        store.close()
+        try fixture.reopen()
+        store = try fixture.keyValueStore(changelog: changelog)
+        #expect(store.checkpoint == 5)
+        let again = try StateRestorer.restore(store, consumer: log.makeConsumer())
+        #expect(again.records == 0)
+        #expect(try store.all().count == 2)
+    }
+
+    @Test("restoring replays the whole changelog in batches and reports progress", arguments: Implementation.allCases)
+    func fullRestoreWithProgress(_ implementation: Implementation) throws {
+        let log = FakeLog()
+        let producer = log.makeProducer()
+        let source = try InMemoryKeyValueStore(name: "kv", changelog: changelog)
+        for round in 0..<10 {
+            for i in 0..<100 { try source.put(bytes("key-\(i % 150 + round * 7)"), bytes("r\(round)-\(i)")) }
+            if round % 3 == 2 { for i in 0..<20 { try source.delete(bytes("key-\(i * 5)")) } }
+            try source.commit(flushing: producer)
+        }
+        let fixture = try StoreFixture(implementation)
+        let store = try fixture.keyValueStore(changelog: changelog)
+        var reports: [RestoreProgress] = []
+        let result = try StateRestorer.restore(store, consumer: log.makeConsumer(maximumPollRecords: 64), batchRecords: 100) {
+            reports.append($0)
+        }
+        #expect(result.records == Int(log.endOffset(changelog)))
+        #expect(result.bytes > 0)
+        #expect(reports.count >= Int(log.endOffset(changelog)) / 100)
+        #expect(reports.map(\.records) == reports.map(\.records).sorted())
+        #expect(reports.last!.position == log.endOffset(changelog))
+        #expect(reports.dropLast().contains { $0.estimatedSecondsRemaining != nil })
+        #expect(reports.last!.fractionDone == 1)
+        #expect(try store.all() == source.all())
+        #expect(store.checkpoint == log.endOffset(changelog))
+    }
+
+    @Test("rebuild empties the store and restores it from the beginning", arguments: Implementation.allCases)
+    func rebuildFromEmpty(_ implementation: Implementation) throws {
+        let fixture = try StoreFixture(implementation)
+        let log = FakeLog()
+        let producer = log.makeProducer()
+        let store = try fixture.keyValueStore(changelog: changelog)
+        try store.put(bytes("a"), bytes("1"))
+        try store.commit(flushing: producer)
+        // Commit a change whose changelog record went to another log: the store now holds data
+        // its own changelog does not have.
+        let elsewhere = FakeLog().makeProducer()
+        try store.put(bytes("zzz"), bytes("stray"))
+        try store.commit(flushing: elsewhere)
+        #expect(try store.all().map { text($0.key) } == ["a", "zzz"])
+        try StateRestorer.rebuild(store, consumer: log.makeConsumer())
+        #expect(try store.all().map { text($0.key) } == ["a"])
+        #expect(store.checkpoint == 1)
+    }
+
+    @Test("restoring a window store drops windows past retention", arguments: Implementation.allCases)
+    func windowRestoreAppliesRetention(_ implementation: Implementation) throws {
+        let log = FakeLog()
+        let producer = log.makeProducer()
+        let windows = TopicPartition("app-windows-changelog", 0)
+        let source = try InMemoryWindowStore(name: "windows", retentionMilliseconds: 1_000,
+                                             segmentIntervalMilliseconds: 100, changelog: windows)
+        for start in stride(from: Timestamp(0), through: 5_000, by: 50) {
+            try source.put(bytes("k\(start % 3)"), windowStart: start, value: bytes("\(start)"))
+            if start % 500 == 0 { try source.commit(flushing: producer) }
+        }
+        try source.commit(flushing: producer)
+        let fixture = try StoreFixture(implementation)
+        let store = try fixture.windowStore(retention: 1_000, segmentInterval: 100, changelog: windows)
+        try StateRestorer.restore(store, consumer: log.makeConsumer())
+        #expect(store.observedStreamTime == 5_000)
+        #expect(try store.all().count == source.all().count)
+        #expect(Set(try store.all()) == Set(try source.all()))
+        #expect(try store.all().allSatisfy { $0.windowStart > 4_000 })
+    }
+
+    @Test("restoring a session store reproduces its sessions", arguments: Implementation.allCases)
+    func sessionRestore(_ implementation: Implementation) throws {
+        let log = FakeLog()
+        let producer = log.makeProducer()
+        let sessions = TopicPartition("app-sessions-changelog", 0)
+        let source = try InMemorySessionStore(name: "sessions", retentionMilliseconds: 10_000,
+                                              segmentIntervalMilliseconds: 1_000, changelog: sessions)
+        for i in 0..<200 {
+            let start = Timestamp(i * 37)
+            try source.put(bytes("user\(i % 7)"), session: SessionWindow(start: start, end: start + Timestamp(i % 50)), value: bytes("\(i)"))
+            if i % 40 == 0 { try source.remove(bytes("user\(i % 7)"), session: SessionWindow(start: start, end: start + Timestamp(i % 50))) }
+            if i % 25 == 0 { try source.commit(flushing: producer) }
+        }
+        try source.commit(flushing: producer)
+        let fixture = try StoreFixture(implementation)
+        let store = try fixture.sessionStore(retention: 10_000, segmentInterval: 1_000, changelog: sessions)
+        try StateRestorer.restore(store, consumer: log.makeConsumer())
+        #expect(try store.all() == source.all())
+        for user in 0..<7 {
+            #expect(try store.fetch(bytes("user\(user)")) == source.fetch(bytes("user\(user)")))
+        }
+    }
+
+    @Test("unlogged stores and stores with uncommitted changes cannot be restored")
+    func refusals() throws {
+        let log = FakeLog()
+        let unlogged = try InMemoryKeyValueStore(name: "plain")
+        #expect(performing: { try StateRestorer.restore(unlogged, consumer: log.makeConsumer()) },
+                throws: { ($0 as? EddyError)?.code == .invalidArgument })
+        let logged = try InMemoryKeyValueStore(name: "kv", changelog: changelog)
+        try logged.put(bytes("a"), bytes("1"))
+        #expect(performing: { try StateRestorer.restore(logged, consumer: log.makeConsumer()) },
+                throws: { ($0 as? EddyError)?.code == .invalidState })
+        logged.abort()
+        #expect(performing: { try StateRestorer.restore(logged, consumer: log.makeConsumer(), batchRecords: 0) },
+                throws: { ($0 as? EddyError)?.code == .invalidArgument })
+    }
+}
