@@ -38,6 +38,8 @@ let package = Package(
 
         .target(name: "EddyStreams", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
         .target(name: "Eddy", dependencies: ["EddyCore", "EddyState", "EddyLog", "EddyStreams"], swiftSettings: strict),
+        // Examples/: small topologies written with the DSL, each tested through the TopologyTestDriver.
+        .target(name: "EddyExamples", dependencies: ["Eddy"], path: "Examples/EddyExamples", swiftSettings: strict),
 
         .target(
             name: "EddyBenchmarks",
@@ -61,6 +63,8 @@ let package = Package(
         .testTarget(name: "EddyCommandTests", dependencies: ["EddyCommand"], swiftSettings: strict),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
         .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyState", "EddyStreams"], swiftSettings: strict),
+        .testTarget(name: "EddyExamplesTests", dependencies: ["Eddy", "EddyExamples"], path: "Examples/EddyExamplesTests",
+                    swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
