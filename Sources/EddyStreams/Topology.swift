@@ -60,6 +60,12 @@ public struct Topology: Sendable {
     public struct InternalTopic: Hashable, Sendable {
         public var name: String
         public var partitionCount: Int?
+        /// When set, the topic takes the partition count of this (user) topic: the foreign-key
+        /// join's subscription and response topics follow the tables they are joined with.
+        public var partitionCountLike: String? = nil
+        /// True for the foreign-key join's response topic: it leads back to the sub-topology
+        /// that subscribed, by design (one response per subscription), so it is not a sink loop.
+        public var isResponse: Bool = false
     }
 
     var nodes: [Node]
@@ -185,8 +191,9 @@ extension Topology {
         // never come back to where it started.
         var edges: [Int: Set<Int>] = [:]
         var viaTopic: [String: String] = [:]
+        let responseTopics = Set(internalTopics.values.filter(\.isResponse).map { internalPrefix + $0.name })
         for s in subs {
-            for t in s.sinkTopics {
+            for t in s.sinkTopics where !responseTopics.contains(t) {
                 if let reader = readBy[t] {
                     edges[s.id, default: []].insert(reader)
                     viaTopic["\(s.id)->\(reader)"] = t

@@ -57,7 +57,8 @@ public final class TopologyTestDriver {
         let userSources = topology.subtopologies.flatMap(\.sourceTopics).filter { !$0.hasPrefix(Topology.internalPrefix) }
         let defaultInternal = userSources.map { partitionCounts[$0] ?? 1 }.max() ?? 1
         for t in topology.internalTopics.values {
-            partitionCounts[Topology.resolve(Topology.internalPrefix + t.name, applicationID: applicationID)] = t.partitionCount ?? defaultInternal
+            partitionCounts[Topology.resolve(Topology.internalPrefix + t.name, applicationID: applicationID)] =
+                t.partitionCount ?? t.partitionCountLike.map { partitionCounts[$0] ?? 1 } ?? defaultInternal
         }
         for group in topology.copartitionGroups {
             let counts = Set(group.map { partitionCount(Topology.resolve($0, applicationID: applicationID)) })

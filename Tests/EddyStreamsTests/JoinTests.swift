@@ -157,3 +157,55 @@ struct JoinTests {
 extension JoinKind: CustomTestStringConvertible {
     public var testDescription: String { "\(self)" }
 }
+
+/// Foreign-key join: orders (key: order id, value: "product:quantity") join products
+/// (key: product id, value: name).
+@Suite("Foreign-key joins")
+struct ForeignKeyJoinTests {
+    func run(left: Bool, partitions: [String: Int] = [:]) throws -> [String] {
+        let builder = StreamsBuilder()
+        let orders = builder.table("orders", key: Serdes.string, value: Serdes.string)
+        let products = builder.table("products", key: Serdes.string, value: Serdes.string)
+        let foreignKey: @Sendable (String) -> String = { String($0.split(separator: ":")[0]) }
+        let joined = left
+            ? orders.leftJoin(products, foreignKey: foreignKey, named: "fk") { o, p in "\(o)=\(p ?? "null")" }
+            : orders.join(products, foreignKey: foreignKey, named: "fk") { o, p in "\(o)=\(p)" }
+        joined.toStream().to("out", key: Serdes.string, value: Serdes.optional(Serdes.string))
+        let topology = try builder.build()
+        #expect(topology.internalTopics.keys.sorted() == ["fk-subscription-registration", "fk-subscription-response"])
+        let driver = try TopologyTestDriver(topology, partitions: partitions)
+        let o = driver.createInputTopic("orders", key: Serdes.string, value: Serdes.string)
+        let p = driver.createInputTopic("products", key: Serdes.string, value: Serdes.string)
+        try o.pipeInput(key: "o1", value: "p1:2")     // no product yet: left join emits o1=null
+        try p.pipeInput(key: "p1", value: "pen")      // o1 joins pen
+        try o.pipeInput(key: "o2", value: "p1:5")     // o2 joins pen
+        try p.pipeInput(key: "p1", value: "Pen")      // both results updated
+        try o.pipeInput(key: "o1", value: "p2:1")     // o1 moves to p2 (absent)
+        try p.pipeInput(key: "p2", value: "paper")    // o1 joins paper
+        try o.pipeTombstone(key: "o2")                // o2 deleted: result deleted
+        try p.pipeTombstone(key: "p2")                // o1's product deleted
+        try p.pipeInput(key: "p1", value: "PEN")      // nobody subscribes to p1 any more
+        return try driver.createOutputTopic("out", key: Serdes.string, value: Serdes.optional(Serdes.string)).readRecordsToList()
+            .map { "\($0.key):\($0.value ?? "nil")" }
+    }
+
+    @Test("foreign-key inner join follows updates and deletes on both sides")
+    func inner() throws {
+        #expect(try run(left: false) == ["o1:p1:2=pen", "o2:p1:5=pen", "o1:p1:2=Pen", "o2:p1:5=Pen", "o1:nil",
+                                         "o1:p2:1=paper", "o2:nil", "o1:nil"])
+    }
+
+    @Test("foreign-key left join keeps left rows without a match")
+    func left() throws {
+        #expect(try run(left: true) == ["o1:p1:2=null", "o1:p1:2=pen", "o2:p1:5=pen", "o1:p1:2=Pen", "o2:p1:5=Pen",
+                                        "o1:p2:1=null", "o1:p2:1=paper", "o2:nil", "o1:p2:1=null"])
+    }
+
+    @Test("foreign-key join works across tables with different partition counts")
+    func differentPartitions() throws {
+        let results = try run(left: false, partitions: ["orders": 3, "products": 2])
+        #expect(Set(results) == Set(["o1:p1:2=pen", "o2:p1:5=pen", "o1:p1:2=Pen", "o2:p1:5=Pen", "o1:nil",
+                                     "o1:p2:1=paper", "o2:nil", "o1:nil"]))
+        #expect(results.count == 8)
+    }
+}
