@@ -47,6 +47,9 @@ let package = Package(
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
+        // Throughput of the streams engine on one thread (a program that prints figures).
+        .executableTarget(name: "EddyStreamsBenchmark", dependencies: ["EddyCore", "EddyState", "EddyStreams"],
+                          path: "Benchmarks/EddyStreamsBenchmark", swiftSettings: strict),
         .executableTarget(
             name: "EddyCommand",
             dependencies: [

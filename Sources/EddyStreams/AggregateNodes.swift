@@ -211,12 +211,19 @@ final class SuppressNode<K: Hashable, V>: ProcessorNode<Windowed<K>, Change<V>, 
     let grace: Int64
     let closeOffset: Int64
     struct Entry {
+        var key: Windowed<K>
         var change: Change<V>
         var timestamp: Timestamp
         var headers: [Header]
     }
-    /// close time -> windowed key -> latest update (and the first old value).
-    var buffer: [Timestamp: [Windowed<K>: Entry]] = [:]
+    /// The updates of the windows that close at one time, in the order the windows were
+    /// first updated (the order they are emitted in: deterministic, and no sort needed).
+    struct Pending {
+        var entries: [Entry] = []
+        var index: [Windowed<K>: Int] = [:]
+    }
+    var buffer: [Timestamp: Pending] = [:]
+    /// Close times in ascending order.
     var closeTimes: [Timestamp] = []
     var observed: Timestamp = .min
 
@@ -230,22 +237,22 @@ final class SuppressNode<K: Hashable, V>: ProcessorNode<Windowed<K>, Change<V>, 
         if t > observed { observed = t }
         let close = key.window.end + closeOffset + grace
         if close <= observed {
-            // Already closed (can happen for records a non-windowed upstream let through): pass on.
+            // Already closed (possible when several windows close on one record): pass on.
             try forward(key, change)
         } else {
             if buffer[close] == nil {
-                buffer[close] = [:]
+                buffer[close] = Pending()
                 var i = closeTimes.count
                 while i > 0 && closeTimes[i - 1] > close { i -= 1 }
                 closeTimes.insert(close, at: i)
             }
-            if var existing = buffer[close]![key] {
-                existing.change.newValue = change.newValue
-                existing.timestamp = t
-                existing.headers = context.headers
-                buffer[close]![key] = existing
+            if let i = buffer[close]!.index[key] {
+                buffer[close]!.entries[i].change.newValue = change.newValue
+                buffer[close]!.entries[i].timestamp = t
+                buffer[close]!.entries[i].headers = context.headers
             } else {
-                buffer[close]![key] = Entry(change: change, timestamp: t, headers: context.headers)
+                buffer[close]!.index[key] = buffer[close]!.entries.count
+                buffer[close]!.entries.append(Entry(key: key, change: change, timestamp: t, headers: context.headers))
             }
         }
         try emitClosed()
@@ -253,18 +260,12 @@ final class SuppressNode<K: Hashable, V>: ProcessorNode<Windowed<K>, Change<V>, 
     private func emitClosed() throws {
         var n = 0
         while n < closeTimes.count, closeTimes[n] <= observed {
-            let entries = buffer.removeValue(forKey: closeTimes[n]) ?? [:]
-            // Deterministic order within one close time: by window start, then by arrival order is
-            // not kept by the dictionary, so sort by start and then by the key's description.
-            let ordered = entries.sorted { a, b in
-                a.key.window.start != b.key.window.start ? a.key.window.start < b.key.window.start
-                    : String(describing: a.key.key) < String(describing: b.key.key)
-            }
-            for (k, e) in ordered where !(e.change.newValue == nil && e.change.oldValue == nil) {
-                let savedHeaders = context.headers
+            let pending = buffer.removeValue(forKey: closeTimes[n]) ?? Pending()
+            let savedHeaders = context.headers
+            defer { context.headers = savedHeaders }
+            for e in pending.entries where !(e.change.newValue == nil && e.change.oldValue == nil) {
                 context.headers = e.headers
-                defer { context.headers = savedHeaders }
-                try forward(k, e.change, timestamp: e.timestamp)
+                try forward(e.key, e.change, timestamp: e.timestamp)
             }
             n += 1
         }

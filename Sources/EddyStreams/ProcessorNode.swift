@@ -211,6 +211,15 @@ final class SourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.Value
         super.init(name: name, children: children)
     }
     func processRaw(_ record: ConsumerRecord) throws {
+        // Fast path: no nulls (no optional of a generic type is touched).
+        if let keyBytes = record.key, let valueBytes = record.value {
+            try forward(try keySerde.deserialize(keyBytes), try valueSerde.deserialize(valueBytes))
+            return
+        }
+        try processWithNulls(record)
+    }
+
+    private func processWithNulls(_ record: ConsumerRecord) throws {
         let key: KS.Value
         if let bytes = record.key {
             key = try keySerde.deserialize(bytes)
@@ -249,6 +258,11 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     let valueSerde: VS
     let keyNull: Nullability<KS.Value>?
     let valueNull: Nullability<VS.Value>?
+    /// Whether the serdes can stand for nulls at all, so the common case skips the checks.
+    let keyMayBeNull: Bool
+    let valueMayBeNull: Bool
+    let hasExtractor: Bool
+    let hasPartitioner: Bool
     var resolvedTopic = ""
 
     init(name: String, topic: String?, extractor: TopicNameExtractor<KS.Value, VS.Value>?,
@@ -260,6 +274,10 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
         self.valueSerde = value
         self.keyNull = Nullability<KS.Value>.of(key)
         self.valueNull = Nullability<VS.Value>.of(value)
+        self.hasExtractor = extractor != nil
+        self.hasPartitioner = partitioner != nil
+        self.keyMayBeNull = keyNull != nil
+        self.valueMayBeNull = valueNull != nil
         super.init(name: name, children: [])
     }
     override func initialize(_ context: TaskContext) throws {
@@ -268,16 +286,16 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     }
     override func process(_ key: KS.Value, _ value: VS.Value) throws {
         let target: String
-        if let extractor {
-            target = extractor(key, value, context.recordContext)
+        if hasExtractor {
+            target = extractor!(key, value, context.recordContext)
         } else {
             target = resolvedTopic
         }
-        let keyBytes: [UInt8]? = (keyNull?.isNull(key) ?? false) ? nil : try keySerde.serialize(key)
-        let valueBytes: [UInt8]? = (valueNull?.isNull(value) ?? false) ? nil : try valueSerde.serialize(value)
+        let keyBytes: [UInt8]? = keyMayBeNull && keyNull!.isNull(key) ? nil : try keySerde.serialize(key)
+        let valueBytes: [UInt8]? = valueMayBeNull && valueNull!.isNull(value) ? nil : try valueSerde.serialize(value)
         var partition: Int? = nil
-        if let partitioner, let count = context.collector.partitionCount(of: target) {
-            partition = partitioner(target, key, value, count)
+        if hasPartitioner, let count = context.collector.partitionCount(of: target) {
+            partition = partitioner!(target, key, value, count)
         }
         try context.collector.send(topic: target, partition: partition, key: keyBytes, value: valueBytes,
                                    headers: context.headers, timestamp: context.timestamp)
