@@ -162,3 +162,42 @@ final class Counter: @unchecked Sendable {
     private(set) var value = 0
     func increment() { value += 1 }
 }
+
+@Suite("Repartitioning and partitioners")
+struct RepartitionTests {
+    @Test("repartition writes through an internal topic with the requested partition count")
+    func explicitRepartition() throws {
+        let builder = StreamsBuilder()
+        builder.stream("in", key: Serdes.string, value: Serdes.string)
+            .selectKey { _, v in v }
+            .repartition(key: Serdes.string, value: Serdes.string, partitions: 3, named: "by-value")
+            .to("out", key: Serdes.string, value: Serdes.string)
+        let topology = try builder.build()
+        #expect(topology.subtopologies.count == 2)
+        #expect(topology.internalTopics["by-value-repartition"]?.partitionCount == 3)
+        let driver = try TopologyTestDriver(topology, applicationID: "app")
+        let input = driver.createInputTopic("in", key: Serdes.string, value: Serdes.string)
+        for v in ["x", "y", "z", "x"] { try input.pipeInput(key: "k", value: v) }
+        let repartitioned = driver.allRecords(of: "app-by-value-repartition")
+        #expect(repartitioned.count == 4)
+        #expect(Set(repartitioned.map(\.partition)).isSubset(of: [0, 1, 2]))
+        // Equal keys land on the same partition (murmur2, like Kafka).
+        let xs = repartitioned.filter { $0.key == Array("x".utf8) }.map(\.partition)
+        #expect(xs.count == 2 && xs[0] == xs[1])
+        #expect(xs[0] == DefaultPartitioner.partition(key: Array("x".utf8), count: 3))
+        #expect(try driver.createOutputTopic("out", key: Serdes.string, value: Serdes.string).readValuesToList().sorted() == ["x", "x", "y", "z"])
+    }
+
+    @Test("a stream partitioner chooses the output partition of each record")
+    func partitioner() throws {
+        let builder = StreamsBuilder()
+        builder.stream("in", key: Serdes.string, value: Serdes.int)
+            .to("out", key: Serdes.string, value: Serdes.int, partitioner: { _, _, v, count in v % count })
+        let driver = try TopologyTestDriver(try builder.build(), partitions: ["out": 4])
+        let input = driver.createInputTopic("in", key: Serdes.string, value: Serdes.int)
+        for v in 0..<8 { try input.pipeInput(key: "k", value: v) }
+        #expect(driver.allRecords(of: "out").map(\.partition) == [0, 0, 1, 1, 2, 2, 3, 3])
+        let records = try driver.createOutputTopic("out", key: Serdes.string, value: Serdes.int).readRecordsToList()
+        #expect(records.map(\.partition) == [0, 0, 1, 1, 2, 2, 3, 3])
+    }
+}
