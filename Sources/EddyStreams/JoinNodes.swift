@@ -4,8 +4,11 @@ import EddyCore
 /// timestamps in `[t - before, t + after]` (and a right record at `t` joins left records in
 /// `[t - after, t + before]`). Records later than `grace` after their window's end are dropped.
 public struct JoinWindows: Hashable, Sendable {
+    /// How far back from a left record's timestamp right records join, in milliseconds.
     public let before: Int64
+    /// How far ahead of a left record's timestamp right records join, in milliseconds.
     public let after: Int64
+    /// How long after a window's end records are still accepted, in milliseconds.
     public let grace: Int64
     /// Records at most `timeDifference` apart join; `grace` defaults to 0.
     public static func of(timeDifference: Int64, grace: Int64 = 0) -> JoinWindows {

@@ -2,10 +2,15 @@ import EddyCore
 
 /// A record as a user ``Processor`` sees and forwards it.
 public struct StreamRecord<Key, Value> {
+    /// The record's key.
     public var key: Key
+    /// The record's value.
     public var value: Value
+    /// The record's event time, in milliseconds since the epoch.
     public var timestamp: Timestamp
+    /// The record's headers.
     public var headers: [Header]
+    /// A record to forward.
     public init(key: Key, value: Value, timestamp: Timestamp, headers: [Header] = []) {
         self.key = key
         self.value = value
@@ -34,6 +39,7 @@ public protocol Processor<InKey, InValue, OutKey, OutValue>: AnyObject {
 }
 
 extension Processor {
+    /// Does nothing: processors without resources need not implement `close`.
     public func close() {}
 }
 

@@ -90,7 +90,9 @@ public struct JSONSerde<Value: Codable & Sendable>: Serde {
 /// any other value is written by `wrapped`. Use it for streams whose records may have no key,
 /// e.g. `builder.stream("lines", key: Serdes.optional(Serdes.string), value: Serdes.string)`.
 public struct OptionalSerde<Wrapped: Serde>: Serde {
+    /// The serde of non-nil values.
     public let wrapped: Wrapped
+    /// A serde for optional values of `wrapped`.
     public init(_ wrapped: Wrapped) { self.wrapped = wrapped }
     /// The empty byte string stands for `nil` when bytes must be produced (e.g. inside a
     /// composite key); the log itself stores a real null, see ``NullableSerde``.

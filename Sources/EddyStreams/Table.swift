@@ -2,8 +2,11 @@ import EddyCore
 
 /// An update of a table row: the new value (`nil`: deleted) and the old one (`nil`: absent).
 public struct Change<Value> {
+    /// The row's value after the update; `nil` when it was deleted.
     public var newValue: Value?
+    /// The row's value before the update; `nil` when it did not exist.
     public var oldValue: Value?
+    /// An update from `oldValue` to `newValue`.
     public init(newValue: Value?, oldValue: Value?) {
         self.newValue = newValue
         self.oldValue = oldValue

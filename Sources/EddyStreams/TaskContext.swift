@@ -6,6 +6,7 @@ public struct TaskID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var subtopology: Int
     /// The partition number of every input topic of the sub-topology that this task reads.
     public var partition: Int
+    /// The task of `subtopology` for `partition`.
     public init(subtopology: Int, partition: Int) {
         self.subtopology = subtopology
         self.partition = partition

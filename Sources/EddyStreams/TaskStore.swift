@@ -78,6 +78,7 @@ public protocol TaskSessionStore<Key, Value>: TaskStore {
 public final class InMemoryTaskKeyValueStore<Key: Hashable, Value>: TaskKeyValueStore {
     public let name: String
     var entries: [Key: Value] = [:]
+    /// An empty store named `name`.
     public init(name: String) { self.name = name }
 
     /// The value for `key`, or `nil`.
@@ -108,6 +109,7 @@ public final class InMemoryTaskWindowStore<Key: Hashable, Value>: TaskWindowStor
     /// Window starts in ascending order.
     var starts: [Timestamp] = []
 
+    /// An empty window store.
     public init(name: String, windowSize: Int64, retention: Int64) {
         self.name = name
         self.windowSize = windowSize
@@ -193,6 +195,7 @@ public final class InMemoryTaskSessionStore<Key: Hashable, Value>: TaskSessionSt
     public let retention: Int64
     var sessions: [Key: [(window: Window, value: Value)]] = [:]
 
+    /// An empty session store.
     public init(name: String, retention: Int64) {
         self.name = name
         self.retention = retention

@@ -58,7 +58,9 @@ public struct Topology: Sendable {
     /// An internal topic the runtime must create: name (without the application-id prefix)
     /// and partition count (`nil`: the count of the upstream source topics).
     public struct InternalTopic: Hashable, Sendable {
+        /// The name without the application-id prefix.
         public var name: String
+        /// The partition count, when fixed by the topology.
         public var partitionCount: Int?
         /// When set, the topic takes the partition count of this (user) topic: the foreign-key
         /// join's subscription and response topics follow the tables they are joined with.

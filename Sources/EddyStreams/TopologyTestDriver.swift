@@ -263,10 +263,15 @@ extension TopologyTestDriver: RecordCollector {
 
 /// A record read from a ``TestOutputTopic``.
 public struct TestRecord<Key, Value> {
+    /// The deserialised key.
     public var key: Key
+    /// The deserialised value.
     public var value: Value
+    /// The record's timestamp.
     public var timestamp: Timestamp
+    /// The record's headers.
     public var headers: [Header]
+    /// The partition it was written to.
     public var partition: Int
 }
 extension TestRecord: Equatable where Key: Equatable, Value: Equatable {}

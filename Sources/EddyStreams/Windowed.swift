@@ -7,6 +7,7 @@ public struct Window: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var start: Timestamp
     /// End of the window: exclusive for time windows, inclusive for session windows.
     public var end: Timestamp
+    /// A window from `start` to `end`.
     public init(start: Timestamp, end: Timestamp) {
         self.start = start
         self.end = end
@@ -17,8 +18,11 @@ public struct Window: Hashable, Sendable, Comparable, CustomStringConvertible {
 
 /// A key of a windowed aggregation: the record key and the window it was aggregated in.
 public struct Windowed<Key> {
+    /// The record key.
     public var key: Key
+    /// The window.
     public var window: Window
+    /// A windowed key.
     public init(key: Key, window: Window) {
         self.key = key
         self.window = window
@@ -35,8 +39,11 @@ extension Windowed: CustomStringConvertible {
 /// Serde for ``Windowed`` keys of time windows: inner key bytes then the window start as 8
 /// big-endian bytes (Kafka's `TimeWindowedSerializer`). The end is restored as `start + windowSize`.
 public struct TimeWindowedSerde<Inner: Serde>: Serde {
+    /// The serde of the inner key.
     public let inner: Inner
+    /// The size of the windows, to restore their ends.
     public let windowSize: Int64
+    /// A serde for keys of `windowSize`-millisecond windows.
     public init(_ inner: Inner, windowSize: Int64) {
         self.inner = inner
         self.windowSize = windowSize
@@ -59,7 +66,9 @@ public struct TimeWindowedSerde<Inner: Serde>: Serde {
 /// Serde for ``Windowed`` keys of session windows: inner key bytes, then the window end and
 /// start as 8 big-endian bytes each (Kafka's `SessionKeySchema`).
 public struct SessionWindowedSerde<Inner: Serde>: Serde {
+    /// The serde of the inner key.
     public let inner: Inner
+    /// A serde for session-windowed keys.
     public init(_ inner: Inner) { self.inner = inner }
     public func serialize(_ value: Windowed<Inner.Value>) throws -> [UInt8] {
         var out = try inner.serialize(value.key)
