@@ -4,7 +4,7 @@
 // end on the embedded log.
 //
 // Run: swift run -c release EddyStreamsBenchmark [records] [only]   (default 2,000,000 records;
-// `only` = stateless | windowed | join runs one group)
+// `only` = stateless | windowed | windowed-memory | join runs one group)
 import EddyCore
 import EddyState
 import EddyStreams
@@ -46,8 +46,10 @@ func windowed() throws -> Topology {
         .to("sums", key: Serdes.timeWindowed(Serdes.string, windowSize: 10_000), value: Serdes.optional(Serdes.int64))
     return try b.build()
 }
-if wanted("windowed") {
+if wanted("windowed") || wanted("windowed-memory") {
     report("windowed count+sum, in-memory stores", try _TaskBenchmark.run(try windowed(), topic: "input", records: records))
+}
+if wanted("windowed") {
     let directory = NSTemporaryDirectory() + "eddy-bench-\(UUID().uuidString)"
     report("windowed count+sum, RocksDB stores", try _TaskBenchmark.run(try windowed(), topic: "input", records: records,
                                                                          rocksDBDirectory: directory))
