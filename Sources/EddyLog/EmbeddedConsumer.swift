@@ -19,6 +19,8 @@ import EddyCore
 final class EmbeddedConsumer: LogConsumer {
     /// Most partitions one consumer may be assigned.
     static let maximumAssignedPartitions = 100_000
+    /// Longest `poll` wait honoured (about a year); larger timeouts are clamped to it.
+    static let longestWaitMilliseconds = 365 * 24 * 3_600_000
     /// Default of Kafka's `auto.commit.interval.ms` (read from `extra` when set).
     static let defaultAutoCommitIntervalMilliseconds = 5_000
 
@@ -43,7 +45,12 @@ final class EmbeddedConsumer: LogConsumer {
     private let log: EmbeddedLog
     private let configuration: ConsumerConfiguration
     private var mode: Mode = .none
-    private var order: [TopicPartition] = []
+    private var order: [TopicPartition] = [] {
+        didSet { assignedTopics = Set(order.map(\.topic)) }
+    }
+    /// Topics of `order`: appends to them wake this consumer's `poll`.
+    private var assignedTopics: Set<String> = []
+    private let waiter = DataWaiter()
     private var states: [TopicPartition: PartitionState] = [:]
     private var nextStart = 0
     private var memberID: String?
@@ -191,27 +198,34 @@ final class EmbeddedConsumer: LogConsumer {
 
     // MARK: - Polling
 
+    /// Throws ``EddyError/Code/invalidState`` when the consumer neither subscribed nor
+    /// assigned partitions (as Kafka's consumer does), rather than waiting for nothing.
     func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
         try checkOpen()
-        let deadline = ClientLock.monotonicMilliseconds() + Int64(max(0, timeoutMilliseconds))
+        if case .none = mode {
+            throw EddyError(.invalidState, "the consumer is not subscribed to any topic and has no assigned partitions")
+        }
+        // Clamped so that `Int.max` ("wait forever") cannot overflow the deadline.
+        let deadline = ClientLock.monotonicMilliseconds() + Int64(min(max(0, timeoutMilliseconds), EmbeddedConsumer.longestWaitMilliseconds))
         let heartbeatInterval = max(1, configuration.sessionTimeoutMilliseconds / 3)
         if configuration.enableAutoCommit { try autoCommitIfDue() }
         while true {
             try syncGroup()
-            let version = log.currentDataVersion
+            log.beginWaiting(waiter, topics: assignedTopics)
+            defer { log.endWaiting(waiter) }
             let records = try fetch()
             if !records.isEmpty { return records }
             let left = deadline - ClientLock.monotonicMilliseconds()
             if left <= 0 { return [] }
-            log.waitForData(after: version, milliseconds: min(Int(left), heartbeatInterval))
+            waiter.wait(milliseconds: min(Int(left), heartbeatInterval))
             try checkOpen()
         }
     }
 
-    private func autoCommitIfDue() throws {
+    private func autoCommitIfDue(force: Bool = false) throws {
         guard configuration.groupID != nil, !order.isEmpty else { return }
         let now = ClientLock.monotonicMilliseconds()
-        guard now - lastAutoCommit >= autoCommitInterval else { return }
+        guard force || now - lastAutoCommit >= autoCommitInterval else { return }
         lastAutoCommit = now
         var offsets: [TopicPartition: Offset] = [:]
         for (tp, state) in states { if let position = state.position { offsets[tp] = position } }
@@ -293,9 +307,7 @@ final class EmbeddedConsumer: LogConsumer {
                     position = header.lastOffset + 1
                     continue
                 }
-                guard RecordBatch.crcMatches(batch) else {
-                    throw EddyError(.corrupt, "\(tp): batch at offset \(header.baseOffset) fails its CRC")
-                }
+                // No second CRC pass: PartitionLog.read returns only batches that passed theirs.
                 decodedBytes += size
                 let appendTime = header.timestampType == .logAppendTime
                 try RecordBatch.forEachRecord(in: batch, maximumBytes: Limits.maximumRecordBytesCeiling,
@@ -422,8 +434,7 @@ final class EmbeddedConsumer: LogConsumer {
         guard !closed else { return }
         defer { closed = true }
         if configuration.enableAutoCommit && log.isOpen {
-            lastAutoCommit = .min
-            try? autoCommitIfDue()
+            try? autoCommitIfDue(force: true)
         }
         if log.isOpen { try unsubscribe() } else if let group = configuration.groupID, let memberID {
             log.groups.leave(group: group, memberID: memberID)

@@ -23,10 +23,16 @@ import EddyCore
 /// run left open are completed (if they had reached their commit point) or aborted, and the
 /// consumer groups' committed offsets are reloaded from the internal topic `__consumer_offsets`.
 /// A background thread (``LogMaintenance``) flushes partitions with an fsync interval, applies
-/// retention and compaction, and expires group members that stopped polling.
+/// retention and compaction, expires group members that stopped polling and aborts
+/// transactions older than their `transaction.timeout.ms`; a second one (``LingerScheduler``,
+/// started on first use) appends producers' batches whose linger time has passed.
+///
+/// Durability: appends, transaction markers and committed offsets are durable per the topic's
+/// fsync policy (the internal topics use `os`, except that a transaction touching an
+/// `fsync=always` topic also syncs its commit point and offsets).
 public final class EmbeddedLog: LogBackend, @unchecked Sendable {
     // @unchecked: mutable state (`topics`, `registry`, `isClosed`) is reached only under `lock`;
-    // `dataVersion` only under `dataSignal`.
+    // `waiters` only under `waitersLock`.
 
     /// Settings of the log as a whole (topic settings are per topic, in ``TopicConfiguration``).
     public struct Configuration: Sendable {
@@ -38,6 +44,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         /// How often compacted topics are compacted (Kafka's `log.cleaner.backoff.ms`, roughly).
         public var compactionIntervalMilliseconds: Int
 
+        /// The defaults suit production; tests shorten the intervals to see maintenance happen.
         public init(maintenanceIntervalMilliseconds: Int = 100,
                     retentionCheckIntervalMilliseconds: Int = 60_000,
                     compactionIntervalMilliseconds: Int = 30_000) {
@@ -72,12 +79,13 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
     private var isClosed = false
     private let directoryLock: DirectoryLock?
 
-    // Consumers block on this until an append (or a group change) bumps `dataVersion`.
-    private let dataSignal = ClientLock()
-    private var dataVersion: UInt64 = 0
+    // Consumers blocked in `poll`, woken by appends to their topics (see `DataWaiter`).
+    private let waitersLock = ClientLock()
+    private var waiters: [ObjectIdentifier: DataWaiter] = [:]
 
     let groups: GroupCoordinator
     let transactions: TransactionCoordinator
+    let lingerScheduler = LingerScheduler()
     private var maintenance: LogMaintenance?
 
     /// Opens (creating if needed) the embedded log in `directory`, running recovery.
@@ -97,6 +105,20 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
             return try EmbeddedLog(directory: nil, environment: .inMemory(), configuration: configuration)
         } catch {
             // Opening an empty in-memory file system does no I/O that can fail.
+            fatalError("opening an in-memory EmbeddedLog failed: \(error)")
+        }
+    }
+
+    /// A fresh in-memory log whose wall clock is `clock` (milliseconds since the Unix epoch),
+    /// for deterministic tests such as a topology test driver: records sent without a
+    /// timestamp get `clock()`, and time retention and tombstone expiry read it. `clock` is
+    /// called from any thread. Timeouts (poll, linger, sessions) still use real time.
+    public static func inMemory(configuration: Configuration = Configuration(),
+                                clock: @escaping @Sendable () -> Timestamp) -> EmbeddedLog {
+        let environment = LogEnvironment(fileSystem: InMemoryFileSystem(), clock: ClosureLogClock(read: clock))
+        do {
+            return try EmbeddedLog(directory: nil, environment: environment, configuration: configuration)
+        } catch {
             fatalError("opening an in-memory EmbeddedLog failed: \(error)")
         }
     }
@@ -161,6 +183,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         if alreadyClosed { return }
         maintenance?.stop()
         maintenance = nil
+        lingerScheduler.stop()
         transactions.abortAllOpen()
         groups.closeAll()
         let handles = lock.withLock { Array(topics.values) }
@@ -186,6 +209,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
         if alreadyClosed { return }
         maintenance?.stop()
         maintenance = nil
+        lingerScheduler.stop()
         groups.closeAll()
         notifyData()
         directoryLock?.release()
@@ -342,35 +366,70 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
 
     // MARK: - Internal: appends and the consumers' wake-up signal
 
-    /// Appends an encoded batch and wakes blocked consumers.
+    /// Appends an encoded batch and wakes the consumers blocked on its topic.
     @inline(__always)
     func append(_ batch: inout [UInt8], to partition: PartitionLog) throws -> PartitionLog.AppendResult {
         let result = try partition.append(&batch)
-        notifyData()
+        notifyData(topic: partition.topicPartition.topic)
         return result
     }
 
-    /// Wakes consumers blocked in `poll` (data appended, a group changed, the log closed).
-    func notifyData() {
-        dataSignal.lock()
-        dataVersion &+= 1
-        dataSignal.unlock()
-        dataSignal.broadcast()
+    /// Wakes consumers blocked in `poll`: those reading `topic`, or all of them when `topic`
+    /// is nil (a group changed, a topic was deleted, transaction markers, the log closed).
+    /// Costs one uncontended lock when nobody waits.
+    func notifyData(topic: String? = nil) {
+        waitersLock.lock()
+        defer { waitersLock.unlock() }
+        guard !waiters.isEmpty else { return }
+        for waiter in waiters.values where topic == nil || waiter.topics.contains(topic!) {
+            waiter.wake()
+        }
     }
 
-    /// The current value of the wake-up counter; read it before fetching, then wait with it.
-    var currentDataVersion: UInt64 { dataSignal.withLock { dataVersion } }
+    /// Registers `waiter` for appends to `topics` (and global wake-ups). Call before fetching,
+    /// so that an append racing with the fetch still wakes the wait that follows it.
+    func beginWaiting(_ waiter: DataWaiter, topics: Set<String>) {
+        waiter.reset()
+        waitersLock.withLock {
+            waiter.topics = topics
+            waiters[ObjectIdentifier(waiter)] = waiter
+        }
+    }
 
-    /// Blocks until `notifyData` has been called since `version` was read, or `milliseconds` pass.
-    func waitForData(after version: UInt64, milliseconds: Int) {
+    func endWaiting(_ waiter: DataWaiter) {
+        _ = waitersLock.withLock { waiters.removeValue(forKey: ObjectIdentifier(waiter)) }
+    }
+}
+
+/// What one consumer blocks on in `poll`: its own condition variable, signalled by appends to
+/// the topics it reads, so an append wakes only the consumers that can use it.
+final class DataWaiter: @unchecked Sendable {
+    // @unchecked: `signalled` is reached only under `condition`; `topics` only under the
+    // log's `waitersLock`.
+    private let condition = ClientLock()
+    private var signalled = false
+    var topics: Set<String> = []
+
+    func reset() { condition.withLock { signalled = false } }
+
+    /// Whether a wake-up arrived since the last `reset` (for tests).
+    var isSignalled: Bool { condition.withLock { signalled } }
+
+    func wake() {
+        condition.withLock { signalled = true }
+        condition.broadcast()
+    }
+
+    /// Blocks until woken or `milliseconds` pass.
+    func wait(milliseconds: Int) {
         guard milliseconds > 0 else { return }
         let deadline = ClientLock.monotonicMilliseconds() + Int64(milliseconds)
-        dataSignal.lock()
-        defer { dataSignal.unlock() }
-        while dataVersion == version {
+        condition.lock()
+        defer { condition.unlock() }
+        while !signalled {
             let left = deadline - ClientLock.monotonicMilliseconds()
             if left <= 0 { return }
-            dataSignal.wait(milliseconds: Int(left))
+            condition.wait(milliseconds: Int(left))
         }
     }
 }
@@ -397,4 +456,10 @@ final class TopicHandle: @unchecked Sendable {
     func closeQuietly() {
         for partition in partitions { try? partition.close() }
     }
+}
+
+/// A ``LogClock`` read through a closure (the public face of the clock seam).
+struct ClosureLogClock: LogClock {
+    let read: @Sendable () -> Int64
+    var nowMilliseconds: Int64 { read() }
 }

@@ -1,68 +1,150 @@
 import EddyCore
 
-/// The embedded log's producer. Confined to one thread at a time (the thread that calls it
-/// runs the appends and the delivery handlers).
+/// The embedded log's producer. Confined to one thread at a time (its owner); the log's
+/// linger thread (``LingerScheduler``) may append its lingering batches in the background
+/// (through the shared ``ProducerCore``).
 ///
 /// Records are encoded at once into a per-partition ``RecordBatchBuilder`` (no per-record
-/// syscall or allocation beyond the encoding). A partition's batch is appended to its log when
+/// syscall; one uncontended lock per call). A partition's batch is appended to its log when
 /// it would exceed `batchBytes` (capped by the topic's `maximumRecordBytes`), on `flush`, or
-/// when its oldest record has waited `lingerMilliseconds` — checked on each `send` and `poll`:
-/// the embedded producer has no background thread, so a producer left idle holds its batches
-/// until the next `send`, `poll`, `flush` or `close`.
+/// once its oldest record has waited `lingerMilliseconds` — by the next `send`/`poll`, or by
+/// the log's linger thread if the owner is idle.
 ///
 /// Partitioning: an explicit partition wins; keyed records go to ``DefaultPartitioner``
 /// (murmur2, like Kafka); keyless records stick to one partition per topic until its batch is
 /// appended, then move to the next (Kafka's sticky partitioner, round-robin between batches).
 ///
-/// Appends are acknowledged per the topic's fsync policy before the delivery handlers run.
-/// This producer writes batches without a producer id: it never retries, so it never
-/// duplicates (`idempotent` is accepted and needs nothing more).
+/// Appends are acknowledged per the topic's fsync policy. Delivery handlers always run on the
+/// owner's thread: inside `send`, `flush` or `poll` (results of background appends wait for
+/// the next of these calls, as with Kafka's producer). This producer writes batches without a
+/// producer id: it never retries, so it never duplicates (`idempotent` needs nothing more).
 final class EmbeddedProducer: LogProducer {
-    private let log: EmbeddedLog
-    private var accumulator: RecordAccumulator
-    private var closed = false
+    private let core: ProducerCore
 
     init(log: EmbeddedLog, configuration: ProducerConfiguration) throws {
         try RecordAccumulator.validate(configuration)
+        core = ProducerCore(log: log, configuration: configuration)
+    }
+
+    deinit {
+        try? core.close()
+    }
+
+    func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws { try core.send(record, delivery: delivery) }
+    func flush() throws { try core.flush() }
+    func poll() { core.poll() }
+    func partitionCount(of topic: String) throws -> Int { try core.partitionCount(of: topic) }
+    /// Flushes and releases the producer. If the log is already closed, pending records are
+    /// reported failed (``EddyError/Code/closed``) through their delivery handlers.
+    func close() throws { try core.close() }
+}
+
+/// The state of an ``EmbeddedProducer`` shared by its owner thread and the log's linger
+/// thread, which holds it strongly (no weak reference: a weak reference would move the
+/// object's reference count to a side table and slow every retain on the hot path).
+final class ProducerCore: @unchecked Sendable {
+    // @unchecked: `accumulator`, `closed` and `lingerScheduled` are reached only under `lock`;
+    // delivery handlers run outside it, on the owner's thread.
+    private let log: EmbeddedLog
+    private let lock = ClientLock()
+    private var accumulator: RecordAccumulator
+    private var closed = false
+    private var lingerScheduled = false
+
+    init(log: EmbeddedLog, configuration: ProducerConfiguration) {
         self.log = log
         accumulator = RecordAccumulator(log: log, configuration: configuration, transactional: nil)
     }
 
-    deinit {
-        if !closed { try? close() }
+    /// Must hold `lock`: the deadline to hand to the linger thread, if it is not yet scheduled.
+    private func scheduleIfNeeded() -> Int64? {
+        guard !lingerScheduled, let deadline = accumulator.lingerDeadline else { return nil }
+        lingerScheduled = true
+        return deadline
     }
 
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws {
-        guard !closed else { throw EddyError(.closed, "the producer is closed") }
-        try accumulator.add(record, delivery: delivery) { batch, partition in try log.append(&batch, to: partition) }
+        lock.lock()
+        if closed {
+            lock.unlock()
+            throw EddyError(.closed, "the producer is closed")
+        }
+        do {
+            // The closure reads `self.log` only when a batch is appended, not per record.
+            try accumulator.add(record, delivery: delivery) { batch, partition in try self.log.append(&batch, to: partition) }
+        } catch {
+            let completions = accumulator.takeCompletions()
+            lock.unlock()
+            RecordAccumulator.run(completions)
+            throw error
+        }
+        let completions = accumulator.takeCompletions()
+        let deadline = scheduleIfNeeded()
+        lock.unlock()
+        if let deadline { log.lingerScheduler.schedule(self, at: deadline) }
+        if !completions.isEmpty { RecordAccumulator.run(completions) }
     }
 
     func flush() throws {
-        guard !closed else { throw EddyError(.closed, "the producer is closed") }
-        try accumulator.drainAll { batch, partition in try log.append(&batch, to: partition) }
-        try accumulator.takeFirstError()
+        let (completions, error) = try lock.withLock { () -> ([RecordAccumulator.Completion], (any Error)?) in
+            if closed { throw EddyError(.closed, "the producer is closed") }
+            try accumulator.drainAll { batch, partition in try self.log.append(&batch, to: partition) }
+            var failure: (any Error)?
+            do { try accumulator.takeFirstError() } catch { failure = error }
+            return (accumulator.takeCompletions(), failure)
+        }
+        RecordAccumulator.run(completions)
+        if let error { throw error }
     }
 
     func poll() {
-        guard !closed else { return }
-        accumulator.drainLingering { batch, partition in try log.append(&batch, to: partition) }
+        let completions = lock.withLock { () -> [RecordAccumulator.Completion] in
+            if closed { return [] }
+            accumulator.drainLingering { batch, partition in try self.log.append(&batch, to: partition) }
+            return accumulator.takeCompletions()
+        }
+        RecordAccumulator.run(completions)
+    }
+
+    /// Called by the linger thread at the scheduled deadline: appends the batches that are due.
+    /// Returns the next deadline if records still wait (the producer stays scheduled).
+    func lingerTick() -> Int64? {
+        lock.withLock {
+            lingerScheduled = false
+            if closed { return nil }
+            accumulator.drainLingering { batch, partition in try self.log.append(&batch, to: partition) }
+            return scheduleIfNeeded()
+        }
     }
 
     func partitionCount(of topic: String) throws -> Int {
-        guard !closed else { throw EddyError(.closed, "the producer is closed") }
+        if lock.withLock({ closed }) { throw EddyError(.closed, "the producer is closed") }
         return try log.topic(topic).partitions.count
     }
 
     func close() throws {
-        guard !closed else { return }
-        defer { closed = true }
-        if log.isOpen { try flush() }
+        if lock.withLock({ closed }) { return }
+        var failure: (any Error)?
+        if log.isOpen {
+            do { try flush() } catch { failure = error }
+        }
+        let completions = lock.withLock { () -> [RecordAccumulator.Completion] in
+            accumulator.discardAll(EddyError(.closed, "the producer closed before these records were appended"))
+            closed = true
+            return accumulator.takeCompletions()
+        }
+        RecordAccumulator.run(completions)
+        if let failure { throw failure }
     }
 }
 
 /// Per-partition batches of a producer: encoding, size limits, linger, partitioning and the
 /// delivery handlers. Shared by ``EmbeddedProducer`` and ``EmbeddedTransactionalProducer``;
 /// the `append` closure passed to each call decides how a full batch reaches its partition.
+///
+/// The per-record path does no syscall and no dictionary lookup when consecutive records go
+/// to the same topic; buffers are classes so that appending a record copies nothing but the
+/// record's own bytes into the batch being built.
 struct RecordAccumulator {
     /// Largest `batchBytes` a producer may ask for (batches are also capped per topic).
     static let maximumBatchBytes = Limits.maximumRecordBytesCeiling
@@ -70,6 +152,7 @@ struct RecordAccumulator {
     static let maximumCachedTopics = 10_000
 
     typealias Append = (inout [UInt8], PartitionLog) throws -> PartitionLog.AppendResult
+    typealias Completion = (DeliveryHandler, Result<RecordMetadata, EddyError>)
 
     /// For transactional producers: the identity stamped into every batch.
     struct TransactionalIdentity {
@@ -83,14 +166,19 @@ struct RecordAccumulator {
         var handler: DeliveryHandler
     }
 
-    private struct PartitionBuffer {
+    private final class PartitionBuffer {
+        let partition: Int
         var builder: RecordBatchBuilder
         var pending: [Pending] = []
         /// Monotonic time of the first record in the batch.
         var openedAt: Int64 = 0
         var nextSequence: Int32 = 0
-        /// Whether (topic, partition) is in `nonEmpty`.
+        /// Whether it is in `nonEmpty`.
         var listed = false
+        init(partition: Int, builder: RecordBatchBuilder) {
+            self.partition = partition
+            self.builder = builder
+        }
     }
 
     private final class TopicState {
@@ -109,13 +197,18 @@ struct RecordAccumulator {
     }
 
     private let log: EmbeddedLog
+    private let clock: any LogClock
     let configuration: ProducerConfiguration
     var transactional: TransactionalIdentity?
     private var topics: [String: TopicState] = [:]
-    /// Buffers holding records, as (topic, partition).
-    private var nonEmpty: [(TopicState, Int)] = []
+    private var lastTopic: TopicState?
+    /// Buffers holding records.
+    private var nonEmpty: [(TopicState, PartitionBuffer)] = []
     private var oldestPendingAt: Int64 = .max
     private var firstError: EddyError?
+    /// Delivery handlers to run, with their results. The owner runs them outside any lock
+    /// (a handler may call `send`).
+    private var completions: [Completion] = []
 
     static func validate(_ configuration: ProducerConfiguration) throws {
         if configuration.batchBytes < RecordBatch.headerSize || configuration.batchBytes > maximumBatchBytes {
@@ -131,18 +224,41 @@ struct RecordAccumulator {
 
     init(log: EmbeddedLog, configuration: ProducerConfiguration, transactional: TransactionalIdentity?) {
         self.log = log
+        clock = log.environment.clock
         self.configuration = configuration
         self.transactional = transactional
     }
 
     var hasPendingRecords: Bool { !nonEmpty.isEmpty }
 
+    /// When the oldest pending batch is due (monotonic ms), if any.
+    var lingerDeadline: Int64? {
+        // With no linger every record was appended at once: nothing waits.
+        nonEmpty.isEmpty || configuration.lingerMilliseconds == 0 ? nil : oldestPendingAt &+ Int64(configuration.lingerMilliseconds)
+    }
+
+    /// Takes the delivery handlers whose results are known; run them outside locks.
+    mutating func takeCompletions() -> [Completion] {
+        guard !completions.isEmpty else { return [] }
+        defer { completions.removeAll(keepingCapacity: true) }
+        return completions
+    }
+
+    static func run(_ completions: [Completion]) {
+        for (handler, result) in completions { handler(result) }
+    }
+
     private mutating func topicState(_ name: String) throws -> TopicState {
-        if let state = topics[name], !state.stale { return state }
+        if let state = lastTopic, !state.stale, state.handle.name == name { return state }
+        if let state = topics[name], !state.stale {
+            lastTopic = state
+            return state
+        }
         let handle = try log.topic(name)
         if topics.count >= RecordAccumulator.maximumCachedTopics && !hasPendingRecords { topics.removeAll() }
         let state = TopicState(handle: handle, batchBytes: configuration.batchBytes)
         topics[name] = state
+        lastTopic = state
         return state
     }
 
@@ -155,7 +271,10 @@ struct RecordAccumulator {
         return size
     }
 
-    /// Encodes `record` into its partition's batch, appending batches that are full or lingered.
+    /// Encodes `record` into its partition's batch, appending the batch first if the record
+    /// would overflow it. With `lingerMilliseconds == 0` (and not transactional) the batch is
+    /// appended at once; otherwise lingering batches go on `drainLingering`, `drainAll`, or the
+    /// log's linger thread.
     mutating func add(_ record: ProducerRecord, delivery: DeliveryHandler?, append: Append) throws {
         let state = try topicState(record.topic)
         let count = state.handle.partitions.count
@@ -179,15 +298,15 @@ struct RecordAccumulator {
             throw EddyError(.recordTooLarge,
                             "record of about \(RecordBatch.headerSize + size) bytes for topic \(record.topic) exceeds its max.message.bytes of \(limit) bytes")
         }
-        let now = ClientLock.monotonicMilliseconds()
-        if var buffer = state.buffers[partition], !buffer.builder.isEmpty,
-           buffer.builder.uncompressedSize + size > state.batchLimit
-            || buffer.builder.recordCount >= Limits.maximumRecordsPerBatch {
-            state.buffers[partition] = nil
-            appendBatch(&buffer, state: state, partition: partition, append: append)
-            state.buffers[partition] = buffer
-        }
-        if state.buffers[partition] == nil {
+        let buffer: PartitionBuffer
+        if let existing = state.buffers[partition] {
+            buffer = existing
+            if !buffer.builder.isEmpty
+                && (buffer.builder.uncompressedSize + size > state.batchLimit
+                    || buffer.builder.recordCount >= Limits.maximumRecordsPerBatch) {
+                appendBatch(buffer, state: state, append: append)
+            }
+        } else {
             let codec = configuration.compression != .none ? configuration.compression : state.handle.configuration.compression
             var builder = RecordBatchBuilder(compression: codec)
             if let transactional {
@@ -195,25 +314,25 @@ struct RecordAccumulator {
                 builder.producerEpoch = transactional.epoch
                 builder.isTransactional = true
             }
-            state.buffers[partition] = PartitionBuffer(builder: builder)
+            buffer = PartitionBuffer(partition: partition, builder: builder)
+            state.buffers[partition] = buffer
         }
-        let timestamp = record.timestamp ?? log.now
-        let wasEmpty = state.buffers[partition]!.builder.isEmpty
-        if wasEmpty {
-            state.buffers[partition]!.openedAt = now
+        let timestamp = record.timestamp ?? clock.nowMilliseconds
+        if buffer.builder.isEmpty {
+            let now = ClientLock.monotonicMilliseconds()
+            buffer.openedAt = now
             if now < oldestPendingAt { oldestPendingAt = now }
-            if !state.buffers[partition]!.listed {
-                state.buffers[partition]!.listed = true
-                nonEmpty.append((state, partition))
+            if !buffer.listed {
+                buffer.listed = true
+                nonEmpty.append((state, buffer))
             }
         }
-        let index = state.buffers[partition]!.builder.recordCount
-        state.buffers[partition]!.builder.append(key: record.key, value: record.value, headers: record.headers, timestamp: timestamp)
         if let delivery {
-            state.buffers[partition]!.pending.append(Pending(index: index, timestamp: timestamp, handler: delivery))
+            buffer.pending.append(Pending(index: buffer.builder.recordCount, timestamp: timestamp, handler: delivery))
         }
-        if transactional == nil && now - oldestPendingAt >= Int64(configuration.lingerMilliseconds) {
-            drainLingering(append: append)
+        buffer.builder.append(key: record.key, value: record.value, headers: record.headers, timestamp: timestamp)
+        if transactional == nil && configuration.lingerMilliseconds == 0 {
+            appendBatch(buffer, state: state, append: append)
         }
     }
 
@@ -221,18 +340,16 @@ struct RecordAccumulator {
     mutating func drainLingering(append: Append) {
         guard !nonEmpty.isEmpty else { return }
         let now = ClientLock.monotonicMilliseconds()
-        guard now - oldestPendingAt >= Int64(configuration.lingerMilliseconds) else { return }
         let linger = Int64(configuration.lingerMilliseconds)
-        var remaining: [(TopicState, Int)] = []
+        guard now - oldestPendingAt >= linger else { return }
+        var remaining: [(TopicState, PartitionBuffer)] = []
         var oldest = Int64.max
-        for (state, partition) in nonEmpty {
-            guard var buffer = state.buffers[partition] else { continue }
+        for (state, buffer) in nonEmpty {
             if buffer.builder.isEmpty || now - buffer.openedAt >= linger {
-                if !buffer.builder.isEmpty { appendBatch(&buffer, state: state, partition: partition, append: append) }
+                if !buffer.builder.isEmpty { appendBatch(buffer, state: state, append: append) }
                 buffer.listed = false
-                state.buffers[partition] = buffer
             } else {
-                remaining.append((state, partition))
+                remaining.append((state, buffer))
                 oldest = min(oldest, buffer.openedAt)
             }
         }
@@ -242,11 +359,9 @@ struct RecordAccumulator {
 
     /// Appends every pending batch.
     mutating func drainAll(append: Append) throws {
-        for (state, partition) in nonEmpty {
-            guard var buffer = state.buffers[partition] else { continue }
-            if !buffer.builder.isEmpty { appendBatch(&buffer, state: state, partition: partition, append: append) }
+        for (state, buffer) in nonEmpty {
+            if !buffer.builder.isEmpty { appendBatch(buffer, state: state, append: append) }
             buffer.listed = false
-            state.buffers[partition] = buffer
         }
         nonEmpty.removeAll(keepingCapacity: true)
         oldestPendingAt = .max
@@ -254,13 +369,11 @@ struct RecordAccumulator {
 
     /// Drops every pending record, failing its delivery handler with `error` (an aborted transaction).
     mutating func discardAll(_ error: EddyError) {
-        for (state, partition) in nonEmpty {
-            guard var buffer = state.buffers[partition] else { continue }
-            for pending in buffer.pending { pending.handler(.failure(error)) }
+        for (_, buffer) in nonEmpty {
+            for pending in buffer.pending { completions.append((pending.handler, .failure(error))) }
             buffer.pending.removeAll(keepingCapacity: true)
             buffer.builder.reset()
             buffer.listed = false
-            state.buffers[partition] = buffer
         }
         nonEmpty.removeAll(keepingCapacity: true)
         oldestPendingAt = .max
@@ -274,12 +387,14 @@ struct RecordAccumulator {
         }
     }
 
-    /// Builds and appends one batch, runs its delivery handlers, resets the buffer.
-    private mutating func appendBatch(_ buffer: inout PartitionBuffer, state: TopicState, partition: Int, append: Append) {
+    /// Builds and appends one batch, queues its delivery results, resets the buffer. The
+    /// buffer stays listed in `nonEmpty` (an empty listed buffer is dropped on the next drain).
+    private mutating func appendBatch(_ buffer: PartitionBuffer, state: TopicState, append: Append) {
         defer {
             buffer.builder.reset()
             buffer.pending.removeAll(keepingCapacity: true)
         }
+        let partition = buffer.partition
         let count = buffer.builder.recordCount
         let tp = TopicPartition(state.handle.name, partition)
         do {
@@ -294,13 +409,13 @@ struct RecordAccumulator {
             var batch = try buffer.builder.build()
             let result = try append(&batch, state.handle.partitions[partition])
             for pending in buffer.pending {
-                pending.handler(.success(RecordMetadata(topicPartition: tp, offset: result.firstOffset + Offset(pending.index),
-                                                        timestamp: pending.timestamp)))
+                completions.append((pending.handler, .success(RecordMetadata(
+                    topicPartition: tp, offset: result.firstOffset + Offset(pending.index), timestamp: pending.timestamp))))
             }
         } catch {
             let failure = (error as? EddyError) ?? EddyError(.io, "appending to \(tp) failed: \(error)")
             if firstError == nil { firstError = failure }
-            for pending in buffer.pending { pending.handler(.failure(failure)) }
+            for pending in buffer.pending { completions.append((pending.handler, .failure(failure))) }
         }
         if partition == state.stickyPartition {
             state.stickyPartition = (partition + 1) % state.handle.partitions.count

@@ -8,6 +8,10 @@ import EddyCore
 /// are invisible to `read_committed` readers until the commit marker is written. Lingering does
 /// not apply: a transaction's batches wait for the commit.
 ///
+/// A transaction left open longer than `transaction.timeout.ms` (from
+/// `ProducerConfiguration.extra`, default 60 s) is aborted by the log's maintenance thread and
+/// the producer fenced, as Kafka's coordinator does.
+///
 /// Its lifecycle is the state machine ``State``; ``transition(_:on:)`` lists every legal move.
 /// A fenced producer (a newer one called `initTransactions` with the same id) is in
 /// ``State/fatalError`` for good and must be closed; after an abortable failure (an append
@@ -57,10 +61,19 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
     private(set) var state: State = .uninitialized
     private var fatal: EddyError?
     private var identity: RecordAccumulator.TransactionalIdentity?
+    private let timeoutMilliseconds: Int
 
     init(log: EmbeddedLog, configuration: ProducerConfiguration, transactionalID: String) throws {
         try Names.validate(transactionalID, what: "transactional id")
         try RecordAccumulator.validate(configuration)
+        var timeout = TransactionCoordinator.defaultTimeoutMilliseconds
+        if let text = configuration.extra["transaction.timeout.ms"] {
+            guard let value = Int(text), value >= 1 else {
+                throw EddyError(.invalidArgument, "transaction.timeout.ms must be a number >= 1, got \(text)")
+            }
+            timeout = value
+        }
+        timeoutMilliseconds = timeout
         self.log = log
         self.transactionalID = transactionalID
         accumulator = RecordAccumulator(log: log, configuration: configuration, transactional: nil)
@@ -106,6 +119,11 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         }
     }
 
+    /// Runs the delivery handlers whose results are known (on this, the owner's, thread).
+    private func deliver() {
+        RecordAccumulator.run(accumulator.takeCompletions())
+    }
+
     private func appendTransactional(_ batch: inout [UInt8], _ partition: PartitionLog) throws -> PartitionLog.AppendResult {
         guard let identity else { throw EddyError(.invalidState, "initTransactions() was not called") }
         return try log.transactions.append(&batch, to: partition, transactionalID: transactionalID,
@@ -114,7 +132,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
 
     func initTransactions() throws {
         try check(.initialize, "initTransactions()")
-        let (producerID, epoch) = try log.transactions.initTransactions(transactionalID)
+        let (producerID, epoch) = try log.transactions.initTransactions(transactionalID, timeoutMilliseconds: timeoutMilliseconds)
         identity = .init(producerID: producerID, epoch: epoch)
         accumulator.transactional = identity
         move(.initialize)
@@ -127,6 +145,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
 
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws {
         try check(.send, "send")
+        defer { deliver() }
         try accumulator.add(record, delivery: delivery) { batch, partition in try appendTransactional(&batch, partition) }
         if let error = accumulator.pendingError { _ = fail(error) }
     }
@@ -134,6 +153,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
     func flush() throws {
         if state == .closed { throw EddyError(.closed, "the transactional producer \(transactionalID) is closed") }
         guard state == .inTransaction else { return }
+        defer { deliver() }
         try accumulator.drainAll { batch, partition in try appendTransactional(&batch, partition) }
         do {
             try accumulator.takeFirstError()
@@ -185,6 +205,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         guard let identity else { throw EddyError(.invalidState, "initTransactions() was not called") }
         accumulator.discardAll(EddyError(.transactionAborted, "the transaction of \(transactionalID) was aborted"))
         try? accumulator.takeFirstError()
+        deliver()
         do {
             try log.transactions.endTransaction(commit: false, transactionalID: transactionalID,
                                                 producerID: identity.producerID, epoch: identity.epoch)
@@ -201,6 +222,7 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         guard state != .closed else { return }
         if state == .inTransaction || state == .abortableError {
             accumulator.discardAll(EddyError(.transactionAborted, "the producer \(transactionalID) closed inside a transaction"))
+            deliver()
         }
         if let identity {
             log.transactions.release(transactionalID: transactionalID, producerID: identity.producerID, epoch: identity.epoch)

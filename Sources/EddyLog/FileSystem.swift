@@ -471,8 +471,11 @@ final class InMemoryFile: LogFile {
             }
             let start = Int(position)
             let end = start + stored.count
-            if node.data.count < end { node.data.append(contentsOf: repeatElement(0, count: end - node.data.count)) }
-            if stored.count > 0 {
+            if start == node.data.count {
+                // The common case, an append: one copy.
+                node.data.append(contentsOf: stored)
+            } else if stored.count > 0 {
+                if node.data.count < end { node.data.append(contentsOf: repeatElement(0, count: end - node.data.count)) }
                 node.data.withUnsafeMutableBytes { target in
                     (target.baseAddress! + start).copyMemory(from: stored.baseAddress!, byteCount: stored.count)
                 }

@@ -70,7 +70,8 @@ final class GroupCoordinator: @unchecked Sendable {
                 throw EddyError(.invalidState, "group \(group) has \(GroupCoordinator.maximumMembers) members, the limit")
             }
             nextMemberNumber += 1
-            let id = "\(clientID)-\(String(nextMemberNumber + 1_000_000).dropFirst())"
+            // Zero-padded so that ids sort in join order (the range assignor sorts by id).
+            let id = "\(clientID)-\(String(nextMemberNumber + 1_000_000_000_000).dropFirst())"
             state.members[id] = Member(id: id, topics: Set(topics), sessionTimeoutMilliseconds: sessionTimeoutMilliseconds,
                                        lastSeen: ClientLock.monotonicMilliseconds(), generation: -1)
             groups[group] = state

@@ -56,7 +56,16 @@ final class StorageReadWriteLock: @unchecked Sendable {
     init() {
         lock = .allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
+        #if canImport(Glibc)
+        // glibc prefers readers by default: a steady stream of fetches would starve appends.
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(lock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
+        #else
         pthread_rwlock_init(lock, nil)
+        #endif
     }
     deinit {
         pthread_rwlock_destroy(lock)

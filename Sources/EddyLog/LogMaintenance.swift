@@ -15,12 +15,14 @@ final class LogMaintenance: @unchecked Sendable {
     private var stopping = false
     private var finished = false
     private var error: EddyError?
+    private var threadID: pthread_t?
 
     init(log: EmbeddedLog) {
         let interval = log.configuration.maintenanceIntervalMilliseconds
         let retentionEvery = Int64(log.configuration.retentionCheckIntervalMilliseconds)
         let compactionEvery = Int64(log.configuration.compactionIntervalMilliseconds)
         let thread = Thread { [weak log, self] in
+            self.lock.withLock { self.threadID = pthread_self() }
             var lastRetention = ClientLock.monotonicMilliseconds()
             var lastCompaction = lastRetention
             while true {
@@ -48,6 +50,7 @@ final class LogMaintenance: @unchecked Sendable {
     /// One round over every partition. Also called by tests.
     func runOnce(_ log: EmbeddedLog, retention: Bool, compaction: Bool) {
         log.groups.expireMembers()
+        log.transactions.abortExpired()
         let now = log.now
         for handle in log.allTopics() {
             for partition in handle.partitions {
@@ -66,11 +69,14 @@ final class LogMaintenance: @unchecked Sendable {
     /// The most recent failure of a maintenance step, if any.
     var lastError: EddyError? { lock.withLock { error } }
 
-    /// Stops the thread and waits for it to finish its current round.
+    /// Stops the thread and waits for it to finish its current round. Called on the thread
+    /// itself (a log dropped without `close` whose last reference the thread held), it only
+    /// asks it to stop: waiting for itself would never end.
     func stop() {
         lock.withLock {
             stopping = true
             lock.broadcast()
+            if let threadID, pthread_equal(threadID, pthread_self()) != 0 { return }
             while !finished { lock.wait(milliseconds: 1_000) }
         }
     }

@@ -16,7 +16,12 @@ import EddyCore
 extension PartitionLog {
     func recover() throws {
         let fileSystem = environment.fileSystem
-        try fileSystem.createDirectory(directory)
+        if !fileSystem.exists(directory) {
+            // A new partition: its directory entry must be durable before anything in it is.
+            try fileSystem.createDirectory(directory)
+            let parent = directoryName(of: directory)
+            if fileSystem.exists(parent) { try fileSystem.syncDirectory(parent) }
+        }
         var names = try fileSystem.contentsOfDirectory(directory)
         try finishInterruptedCompaction(names: names)
         names = try fileSystem.contentsOfDirectory(directory)
@@ -65,6 +70,10 @@ extension PartitionLog {
             let active = activeSegment
             active.hasUnsyncedData = true
             try active.sync()
+            // The checkpoint vouches for the active segment's index files up to the recovery
+            // point (a later recovery loads them instead of rescanning): write them first.
+            active.indexesDirty = true
+            try active.writeIndexes()
             try writeCheckpoint()
         } catch {
             for segment in segments { try? segment.close() }

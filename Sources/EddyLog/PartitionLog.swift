@@ -104,6 +104,22 @@ final class PartitionLog: @unchecked Sendable {
     /// Base offsets of all segments, oldest first (for tests and tools).
     var segmentBaseOffsets: [Offset] { lock.withReadLock { segments.map(\.baseOffset) } }
 
+    /// One segment as tools and tests see it.
+    struct SegmentSummary: Hashable {
+        var baseOffset: Offset
+        var nextOffset: Offset
+        var sizeBytes: Int64
+        /// Largest batch max timestamp, `Int64.min` when empty.
+        var largestTimestamp: Int64
+    }
+    /// All segments, oldest first; the last one is the active segment.
+    var segmentSummaries: [SegmentSummary] {
+        lock.withReadLock {
+            segments.map { SegmentSummary(baseOffset: $0.baseOffset, nextOffset: $0.nextOffset, sizeBytes: $0.size,
+                                          largestTimestamp: $0.largestTimestamp) }
+        }
+    }
+
     func requireOpen() throws {
         switch state {
         case .open: return
@@ -286,42 +302,47 @@ final class PartitionLog: @unchecked Sendable {
             var lastFetched: Offset = offset
             var firstSegment = segmentIndex(for: offset)
             if offset < limit {
-                let budget = max(maxBytes, 0)
-                var remaining: Int64 = 0
-                for segment in segments[firstSegment...] { remaining += segment.size }
-                bytes.reserveCapacity(Int(min(Int64(budget), remaining)) + RecordBatch.headerSize)
-                let interval = currentConfiguration.indexIntervalBytes
-                var target = offset
-                var index = firstSegment
-                var stopped = false
                 do {
-                    while index < segments.count && !stopped && target < limit {
-                        let segment = segments[index]
-                        if target >= segment.nextOffset {
-                            index += 1
-                            if firstFetched == nil { firstSegment = index }
-                            continue
-                        }
-                        let entry = segment.offsetIndex.lookup(relativeOffset: UInt32(clamping: target - segment.baseOffset))
-                        let chunk = min(budget - bytes.count, 64 << 20) + interval + RecordBatch.headerSize
-                        try segment.scan(
-                            from: Int64(entry.position), expectedOffset: segment.baseOffset + Offset(entry.relativeOffset),
-                            maximumBatchSize: Self.maximumStoredBatchBytes, chunkBytes: max(chunk, 4096),
-                            decide: { fields, _ in
-                                if fields.lastOffset < target { return .skip }
-                                if fields.baseOffset >= limit || (!bytes.isEmpty && bytes.count + fields.totalSize > budget) {
-                                    stopped = true
-                                    return .stop
-                                }
-                                return .visit
-                            },
-                            visit: { fields, _, batch in
-                                bytes.append(contentsOf: batch)
-                                if firstFetched == nil { firstFetched = fields.baseOffset }
-                                lastFetched = fields.lastOffset
-                            })
-                        target = max(target, segment.nextOffset)
+                    // Find the first batch to return (index, then a short header walk).
+                    var index = firstSegment
+                    var first: (position: Int64, fields: BatchFields)?
+                    while index < segments.count, segments[index].baseOffset < limit {
+                        if let found = try segments[index].locate(offset) { first = found; break }
                         index += 1
+                    }
+                    if let first, first.fields.baseOffset < limit {
+                        firstSegment = index
+                        var remaining = -first.position
+                        for segment in segments[index...] { remaining += segment.size }
+                        let capacity = max(Int(min(Int64(max(maxBytes, 0)), remaining)), first.fields.totalSize)
+                        // One pread per segment straight into the result, then a walk over the
+                        // headers that checks each batch (sanity, dense offsets, CRC) and cuts
+                        // the result at the last whole batch within the budget and the limit.
+                        bytes = try [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                            count = 0
+                            var position = first.position
+                            var expected = first.fields.baseOffset
+                            while index < segments.count {
+                                let segment = segments[index]
+                                let want = Int(min(Int64(capacity - count), segment.size - position))
+                                guard want >= RecordBatch.headerSize else { break }
+                                let target = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[count..<(count + want)])
+                                let got = try segment.file.read(into: target, at: position)
+                                let (used, next, stop) = try segment.checkBatches(
+                                    UnsafeRawBufferPointer(rebasing: target[0..<got]), position: position,
+                                    expectedOffset: expected, limit: limit)
+                                if used > 0 {
+                                    if firstFetched == nil { firstFetched = first.fields.baseOffset }
+                                    lastFetched = next - 1
+                                }
+                                count += used
+                                expected = next
+                                if stop || expected < segment.nextOffset { break }
+                                index += 1
+                                position = 0
+                                if index < segments.count { expected = segments[index].baseOffset }
+                            }
+                        }
                     }
                 } catch let corruption as SegmentCorruption {
                     throw corruption.error

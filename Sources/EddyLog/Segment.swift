@@ -235,6 +235,64 @@ final class Segment {
         size = try file.size()
     }
 
+    // MARK: Reading
+
+    /// The position and header of the first batch whose last offset is >= `offset`, or nil
+    /// when the segment ends before it. Cost: an index lookup and one small `pread` (a header
+    /// walk over at most about an index interval of bytes).
+    func locate(_ offset: Offset) throws -> (position: Int64, fields: BatchFields)? {
+        guard offset < nextOffset else { return nil }
+        let entry = offsetIndex.lookup(relativeOffset: UInt32(clamping: max(offset - baseOffset, 0)))
+        var found: (Int64, BatchFields)?
+        try scan(from: Int64(entry.position), expectedOffset: baseOffset + Offset(entry.relativeOffset),
+                 maximumBatchSize: PartitionLog.maximumStoredBatchBytes, chunkBytes: 8192,
+                 decide: { fields, position in
+                     if fields.lastOffset < offset { return .skip }
+                     found = (position, fields)
+                     return .stop
+                 }, visit: { _, _, _ in })
+        return found
+    }
+
+    /// Checks the batches at the start of `bytes` (read from byte `position`): header sanity,
+    /// dense base offsets from `expectedOffset`, CRC. Stops before a batch whose base offset is
+    /// >= `limit` or that is not wholly in `bytes`. Returns the bytes of whole good batches, the
+    /// offset after them, and whether the limit stopped it. Throws ``SegmentCorruption``.
+    func checkBatches(_ bytes: UnsafeRawBufferPointer, position: Int64, expectedOffset: Offset,
+                      limit: Offset) throws -> (used: Int, nextOffset: Offset, stopped: Bool) {
+        var at = 0
+        var expected = expectedOffset
+        while bytes.count - at >= RecordBatch.headerSize {
+            let fields = BatchFields(bytes, at: at)
+            if let problem = fields.saneProblem(maximumSize: PartitionLog.maximumStoredBatchBytes) {
+                throw SegmentCorruption(path: file.path, position: position + Int64(at), reason: problem)
+            }
+            if fields.baseOffset != expected {
+                throw SegmentCorruption(path: file.path, position: position + Int64(at),
+                                        reason: "batch base offset \(fields.baseOffset), expected \(expected)")
+            }
+            if fields.baseOffset >= limit { return (at, expected, true) }
+            if bytes.count - at < fields.totalSize {
+                if position + Int64(at) + Int64(fields.totalSize) > size {
+                    throw SegmentCorruption(path: file.path, position: position + Int64(at),
+                                            reason: "batch of \(fields.totalSize) bytes runs past the end of the data at byte \(size)")
+                }
+                return (at, expected, true)
+            }
+            let batch = UnsafeRawBufferPointer(rebasing: bytes[at..<(at + fields.totalSize)])
+            if !RecordBatch.crcMatches(batch) {
+                throw SegmentCorruption(path: file.path, position: position + Int64(at),
+                                        reason: "batch CRC mismatch (offsets \(fields.baseOffset)...\(fields.lastOffset))")
+            }
+            at += fields.totalSize
+            expected = fields.lastOffset + 1
+        }
+        if at < bytes.count && position + Int64(bytes.count) >= size {
+            throw SegmentCorruption(path: file.path, position: position + Int64(at), reason: "a batch header is cut short by the end of the data")
+        }
+        return (at, expected, at < bytes.count)
+    }
+
     // MARK: Scanning
 
     /// What a scan does with a batch whose header it has read.

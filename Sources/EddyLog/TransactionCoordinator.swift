@@ -24,6 +24,10 @@ final class TransactionCoordinator: @unchecked Sendable {
     // @unchecked: `entries` is reached only under `lock`, an entry's fields only under its lock;
     // `log` is set once at start-up.
 
+    /// Default of Kafka's `transaction.timeout.ms`: an open transaction older than this is
+    /// aborted by the maintenance thread and its producer fenced.
+    static let defaultTimeoutMilliseconds = 60_000
+
     weak var log: EmbeddedLog?
     private let lock = ClientLock()
     private var entries: [String: Entry] = [:]
@@ -43,6 +47,12 @@ final class TransactionCoordinator: @unchecked Sendable {
         var preparedCommit = false
         /// Partitions whose commit marker is written (a retried commit skips them).
         var marked: Set<TopicPartition> = []
+        /// Monotonic time the open transaction began (its first append or offsets).
+        var startedAt: Int64 = 0
+        /// Kafka's `transaction.timeout.ms` of the current incarnation.
+        var timeoutMilliseconds = TransactionCoordinator.defaultTimeoutMilliseconds
+        /// Why older epochs are fenced, when it was not a newer producer (for the message).
+        var fenceReason: String?
 
         init(producerID: Int64, epoch: Int16) {
             self.producerID = producerID
@@ -69,6 +79,9 @@ final class TransactionCoordinator: @unchecked Sendable {
     /// Must hold `entry.lock`.
     private func checkCurrent(_ entry: Entry, _ transactionalID: String, producerID: Int64, epoch: Int16) throws {
         guard entry.producerID == producerID && entry.epoch == epoch else {
+            if let reason = entry.fenceReason, entry.producerID == producerID && entry.epoch == epoch &+ 1 {
+                throw EddyError(.producerFenced, "producer with transactional id \(transactionalID) (producer id \(producerID), epoch \(epoch)) was fenced: \(reason)")
+            }
             throw EddyError(.producerFenced,
                             "producer with transactional id \(transactionalID) (producer id \(producerID), epoch \(epoch)) was fenced by a newer producer (producer id \(entry.producerID), epoch \(entry.epoch))")
         }
@@ -78,7 +91,8 @@ final class TransactionCoordinator: @unchecked Sendable {
 
     /// Registers `transactionalID` (or takes it over), bumps its epoch and ends what an older
     /// incarnation left open (aborted, or committed if it had reached its commit point).
-    func initTransactions(_ transactionalID: String) throws -> (producerID: Int64, epoch: Int16) {
+    func initTransactions(_ transactionalID: String,
+                          timeoutMilliseconds: Int = TransactionCoordinator.defaultTimeoutMilliseconds) throws -> (producerID: Int64, epoch: Int16) {
         let log = try requireLog()
         let entry = try lock.withLock { () -> Entry in
             if let entry = entries[transactionalID] { return entry }
@@ -94,12 +108,9 @@ final class TransactionCoordinator: @unchecked Sendable {
                     try writeAborts(entry, log: log)
                 }
             }
-            if entry.epoch == Int16.max {
-                entry.producerID = try log.allocateProducerID()
-                entry.epoch = 0
-            } else {
-                entry.epoch += 1
-            }
+            try bumpEpoch(entry, log: log)
+            entry.fenceReason = nil
+            entry.timeoutMilliseconds = timeoutMilliseconds
             return (entry.producerID, entry.epoch)
         }
     }
@@ -114,6 +125,7 @@ final class TransactionCoordinator: @unchecked Sendable {
             if entry.preparedCommit {
                 throw EddyError(.invalidState, "transaction of \(transactionalID) is committing; retry commitTransaction()")
             }
+            if !entry.isOngoing { entry.startedAt = ClientLock.monotonicMilliseconds() }
             entry.partitions[partition.topicPartition] = partition
             return try log.append(&batch, to: partition)
         }
@@ -133,6 +145,7 @@ final class TransactionCoordinator: @unchecked Sendable {
             for (tp, offset) in offsets where offset < 0 {
                 throw EddyError(.invalidArgument, "offset \(offset) for \(tp) is negative")
             }
+            if !entry.isOngoing { entry.startedAt = ClientLock.monotonicMilliseconds() }
             entry.offsets[group.groupID, default: [:]].merge(offsets) { $1 }
         }
     }
@@ -186,7 +199,39 @@ final class TransactionCoordinator: @unchecked Sendable {
         }
     }
 
+    /// Aborts transactions open longer than their producer's `transaction.timeout.ms` and
+    /// fences those producers (their next call throws ``EddyError/Code/producerFenced``), so a
+    /// hung producer cannot hold back `read_committed` readers forever. Called by the
+    /// maintenance thread.
+    func abortExpired() {
+        guard let log, log.isOpen else { return }
+        let now = ClientLock.monotonicMilliseconds()
+        let all = lock.withLock { entries }
+        for (_, entry) in all {
+            entry.lock.withLock {
+                guard entry.isOngoing, !entry.preparedCommit,
+                      now - entry.startedAt > Int64(entry.timeoutMilliseconds) else { return }
+                do {
+                    try writeAborts(entry, log: log)
+                    try bumpEpoch(entry, log: log)
+                    entry.fenceReason = "its transaction was open longer than transaction.timeout.ms (\(entry.timeoutMilliseconds) ms) and was aborted"
+                } catch {
+                    // Retried on the next round.
+                }
+            }
+        }
+    }
+
     // MARK: - Ending transactions (hold the entry's lock)
+
+    private func bumpEpoch(_ entry: Entry, log: EmbeddedLog) throws {
+        if entry.epoch == Int16.max {
+            entry.producerID = try log.allocateProducerID()
+            entry.epoch = 0
+        } else {
+            entry.epoch += 1
+        }
+    }
 
     private func liveLog(of tp: TopicPartition, _ partition: PartitionLog, log: EmbeddedLog) -> Bool {
         // A topic deleted during the transaction has nothing left to mark.
@@ -207,6 +252,9 @@ final class TransactionCoordinator: @unchecked Sendable {
     }
 
     private func completeCommit(_ entry: Entry, _ transactionalID: String, log: EmbeddedLog) throws {
+        // A transaction touching an fsync=always topic makes its commit point and its offsets
+        // durable before it reports success (and before `complete` could outlive them).
+        let mustSync = entry.partitions.values.contains { $0.configuration.fsync == .always }
         if !entry.preparedCommit {
             let record = TransactionStateRecord(
                 producerID: entry.producerID, epoch: entry.epoch, state: .prepareCommit,
@@ -214,7 +262,6 @@ final class TransactionCoordinator: @unchecked Sendable {
                 offsets: entry.offsets.flatMap { group, offsets in
                     offsets.map { .init(group: group, topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
                 })
-            let mustSync = entry.partitions.values.contains { $0.configuration.fsync == .always }
             try writeState(record, transactionalID: transactionalID, log: log, sync: mustSync)
             entry.preparedCommit = true
             if failAfterCommitPoint {
@@ -230,6 +277,9 @@ final class TransactionCoordinator: @unchecked Sendable {
         log.notifyData()
         for (group, offsets) in entry.offsets.sorted(by: { $0.key < $1.key }) {
             try log.groups.applyTransactional(group: group, offsets: offsets)
+        }
+        if mustSync && !entry.offsets.isEmpty {
+            try log.partition(TopicPartition(EmbeddedLog.offsetsTopic, 0)).flush()
         }
         try writeState(TransactionStateRecord(producerID: entry.producerID, epoch: entry.epoch, state: .complete,
                                               partitions: [], offsets: []),

@@ -13,7 +13,7 @@ import Testing
         let seed = StorageRandom.seed("bit flips")
         var random = StorageRandom(seed: seed)
         var outcomes: [String: Int] = [:]
-        for _ in 0..<1000 {
+        for _ in 0..<storageRounds(1000, long: 20_000) {
             let roundSeed = random.next()
             let outcome = try Self.round(seed: roundSeed)
             outcomes[outcome, default: 0] += 1

@@ -144,14 +144,14 @@ final class RecordingListener: RebalanceListener {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic(partitions: 2)
         let group = fixture.topicName("group")
-        let slow = try member(fixture, group, session: 200)
-        let live = try member(fixture, group, session: 200)
+        let slow = try member(fixture, group, session: 1_000)
+        let live = try member(fixture, group, session: 1_000)
         try slow.subscribe([topic], listener: nil)
         try live.subscribe([topic], listener: nil)
         try settle([slow, live])
         #expect(slow.assignment().count == 1)
         // `live` keeps polling; `slow` stops.
-        let deadline = ClientLock.monotonicMilliseconds() + 3_000
+        let deadline = ClientLock.monotonicMilliseconds() + 10_000
         while live.assignment().count < 2 && ClientLock.monotonicMilliseconds() < deadline {
             _ = try live.poll(timeoutMilliseconds: 50)
         }
@@ -255,6 +255,67 @@ final class RecordingListener: RebalanceListener {
         expectEddyError(.invalidState) { try fixture.admin.deleteCommittedOffsets(group: group, topics: nil) }
         try consumer.close()
         try fixture.admin.alterCommittedOffsets(group: group, offsets: [TopicPartition(topic, 0): 0])
+    }
+
+    /// Seeded: members join, poll, commit and leave at random while records keep arriving.
+    /// A partition never has two owners, and with commits in the revoke callback every record
+    /// is consumed exactly once.
+    @Test(arguments: BackendKind.allCases)
+    func randomMembershipChurnConsumesEveryRecordExactlyOnce(kind: BackendKind) throws {
+        let seed = clientTestSeed("randomMembershipChurnConsumesEveryRecordExactlyOnce")
+        var random = ClientTestRandom(seed: seed)
+        let fixture = try BackendFixture(kind)
+        let topic = try fixture.createTopic(partitions: 6)
+        let group = fixture.topicName("group")
+        let producer = try fixture.backend.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+        var members: [(any LogConsumer, RecordingListener)] = []
+        var produced = 0
+        var consumed: [String] = []
+        func addMember() throws {
+            let consumer = try member(fixture, group)
+            let listener = RecordingListener()
+            listener.consumer = consumer
+            listener.commitOnRevoke = true
+            try consumer.subscribe([topic], listener: listener)
+            members.append((consumer, listener))
+        }
+        try addMember()
+        for step in 0..<300 {
+            switch random.next() % 10 {
+            case 0, 1, 2:
+                for _ in 0..<Int(random.next() % 20) {
+                    try producer.send(ProducerRecord(topic: topic, key: payload("k\(random.next() % 50)"), value: payload("r\(produced)")))
+                    produced += 1
+                }
+            case 3:
+                if members.count < 4 { try addMember() }
+            case 4:
+                if members.count > 1 {
+                    let (consumer, listener) = members.remove(at: Int(random.next() % UInt64(members.count)))
+                    try consumer.close()
+                    #expect(listener.commitErrors.isEmpty, "seed \(seed) step \(step)")
+                }
+            default:
+                let (consumer, _) = members[Int(random.next() % UInt64(members.count))]
+                let records = try consumer.poll(timeoutMilliseconds: 0)
+                consumed += records.map { String(decoding: $0.value!, as: UTF8.self) }
+                if !records.isEmpty { try consumer.commitPositions() }
+            }
+            let owners = try fixture.admin.describeGroup(group).members.values.flatMap { $0 }
+            #expect(owners.count == Set(owners).count, "seed \(seed) step \(step): a partition has two owners")
+        }
+        // Drain with the remaining members.
+        let deadline = ClientLock.monotonicMilliseconds() + 10_000
+        while consumed.count < produced && ClientLock.monotonicMilliseconds() < deadline {
+            for (consumer, _) in members {
+                let records = try consumer.poll(timeoutMilliseconds: 10)
+                consumed += records.map { String(decoding: $0.value!, as: UTF8.self) }
+                if !records.isEmpty { try consumer.commitPositions() }
+            }
+        }
+        #expect(consumed.count == produced, "seed \(seed): \(consumed.count) consumed of \(produced)")
+        #expect(Set(consumed).count == consumed.count, "seed \(seed): duplicates")
+        for listener in members.map(\.1) { #expect(listener.commitErrors.isEmpty, "seed \(seed)") }
     }
 
     @Test func theRangeAssignorMatchesKafkasLayout() throws {

@@ -20,9 +20,9 @@ final class LockHolderChild {
         return directory + "/EddyTestChild"
     }
 
-    init(directory: String) throws {
+    init(directory: String, mode: String = "hold-lock", arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: LockHolderChild.executable)
-        process.arguments = ["hold-lock", directory]
+        process.arguments = [mode, directory] + arguments
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -38,6 +38,11 @@ final class LockHolderChild {
             bytes.append(chunk.first!)
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Everything the child wrote that was not read yet, up to its end (call after it exited).
+    func remainingOutput() -> String {
+        String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 
     func kill() {

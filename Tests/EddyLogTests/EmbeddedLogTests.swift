@@ -69,6 +69,19 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(rest.allSatisfy { $0.partition == 0 && $0.offset >= 3 })
     }
 
+    @Test func aLogDroppedWithoutCloseReleasesItsDirectory() throws {
+        let directory = try FixtureDirectory.make()
+        defer { FixtureDirectory.remove(directory) }
+        do {
+            let log = try EmbeddedLog(directory: directory, configuration: .init(maintenanceIntervalMilliseconds: 1))
+            try log.admin.createTopic("t", configuration: TopicConfiguration())
+            usleep(20_000)
+        }
+        let again = try EmbeddedLog(directory: directory)
+        #expect(try again.admin.listTopics().contains("t"))
+        try again.close()
+    }
+
     @Test func aTransactionLeftOpenByACrashIsAbortedWhenTheLogReopens() throws {
         let environment = inMemoryEnvironment()
         let first = try EmbeddedLog(directory: nil, environment: environment, configuration: .init())
@@ -183,25 +196,100 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #expect(ClientLock.monotonicMilliseconds() - started < 5_000)
     }
 
-    @Test func lingeringRecordsAreAppendedOnTheNextSendOrPoll() throws {
+    @Test func lingeringRecordsReachTheirPartitionWithoutAFlush() throws {
         let log = EmbeddedLog.inMemory()
         defer { try? log.close() }
         try log.admin.createTopic("t", configuration: TopicConfiguration())
-        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 50))
-        var acknowledged = 0
-        try producer.send(ProducerRecord(topic: "t", value: payload("a"))) { _ in acknowledged += 1 }
-        #expect(acknowledged == 0)
+        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 500))
+        var acknowledged: [Offset] = []
+        let sentAt = ClientLock.monotonicMilliseconds()
+        try producer.send(ProducerRecord(topic: "t", value: payload("a"))) { result in
+            if case .success(let metadata) = result { acknowledged.append(metadata.offset) }
+        }
+        #expect(acknowledged.isEmpty)
         #expect(try log.admin.describeTopic("t").partitions[0].endOffset == 0)
+        // The owner stays idle: the log's linger thread appends the batch.
+        let reader = try log.makeConsumer(ConsumerConfiguration())
+        try reader.assign([TopicPartition("t", 0)])
+        let records = try reader.poll(timeoutMilliseconds: 10_000)
+        #expect(records.map(\.value) == [payload("a")])
+        #expect(ClientLock.monotonicMilliseconds() - sentAt >= 490)
+        // The handler runs on the owner's thread, at its next call.
+        #expect(acknowledged.isEmpty)
         producer.poll()
-        #expect(acknowledged == 0)
-        usleep(80_000)
-        producer.poll()
-        #expect(acknowledged == 1)
-        #expect(try log.admin.describeTopic("t").partitions[0].endOffset == 1)
+        #expect(acknowledged == [0])
         // A full batch goes at once, linger or not.
         let eager = try log.makeProducer(ProducerConfiguration(batchBytes: 1_000, lingerMilliseconds: 60_000))
         for _ in 0..<30 { try eager.send(ProducerRecord(topic: "t", value: [UInt8](repeating: 0, count: 100))) }
         #expect(try log.admin.describeTopic("t").partitions[0].endOffset > 1)
+    }
+
+    @Test func anInMemoryLogCanRunOnAClockOfTheCallersChoosing() throws {
+        let clock = ManualLogClock(nowMilliseconds: 1_234_000)
+        let log = EmbeddedLog.inMemory(clock: { clock.nowMilliseconds })
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration())
+        try producer.send(ProducerRecord(topic: "t", value: payload("a")))
+        clock.advance(by: 5)
+        try producer.send(ProducerRecord(topic: "t", value: payload("b")))
+        try producer.flush()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try consumer.assign([TopicPartition("t", 0)])
+        #expect(try pollRecords(consumer, count: 2).map(\.timestamp) == [1_234_000, 1_234_005])
+    }
+
+    @Test func anAppendWakesOnlyConsumersOfItsTopic() throws {
+        let log = EmbeddedLog.inMemory()
+        defer { try? log.close() }
+        try log.admin.createTopic("a", configuration: TopicConfiguration())
+        try log.admin.createTopic("b", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+        let waiter = DataWaiter()
+        log.beginWaiting(waiter, topics: ["a"])
+        try producer.send(ProducerRecord(topic: "b", value: payload("elsewhere")))
+        #expect(!waiter.isSignalled)
+        try producer.send(ProducerRecord(topic: "a", value: payload("here")))
+        #expect(waiter.isSignalled)
+        log.endWaiting(waiter)
+        log.beginWaiting(waiter, topics: ["a"])
+        log.notifyData()  // group changes wake everyone
+        #expect(waiter.isSignalled)
+        log.endWaiting(waiter)
+    }
+
+    @Test func aDeliveryHandlerMaySendAgainWithoutDeadlock() throws {
+        let log = EmbeddedLog.inMemory()
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration(lingerMilliseconds: 0))
+        var chained: [Offset] = []
+        try producer.send(ProducerRecord(topic: "t", value: payload("first"))) { result in
+            guard case .success(let metadata) = result else { return }
+            chained.append(metadata.offset)
+            try? producer.send(ProducerRecord(topic: "t", value: payload("second"))) { result in
+                if case .success(let metadata) = result { chained.append(metadata.offset) }
+            }
+        }
+        try producer.flush()
+        #expect(chained == [0, 1])
+        #expect(try log.admin.describeTopic("t").partitions[0].endOffset == 2)
+    }
+
+    @Test func autoCommitCommitsPositionsWhenTheConsumerCloses() throws {
+        let log = EmbeddedLog.inMemory()
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeProducer(ProducerConfiguration())
+        for i in 0..<5 { try producer.send(ProducerRecord(topic: "t", value: payload("\(i)"))) }
+        try producer.flush()
+        let consumer = try log.makeConsumer(ConsumerConfiguration(groupID: "auto", enableAutoCommit: true,
+                                                                  extra: ["auto.commit.interval.ms": "60000"]))
+        try consumer.subscribe(["t"], listener: nil)
+        #expect(try pollRecords(consumer, count: 5).count == 5)
+        #expect(try log.admin.committedOffsets(group: "auto").isEmpty)
+        try consumer.close()
+        #expect(try log.admin.committedOffsets(group: "auto") == [TopicPartition("t", 0): 5])
     }
 
     @Test func theMaintenanceThreadAppliesTimeRetention() throws {
@@ -226,8 +314,7 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 
     /// Seeded: producers, a consumer group and a standalone reader on many threads at once.
     @Test func manyProducersAndConsumersOnManyThreadsAtOnce() throws {
-        let seed = UInt64.random(in: 0...UInt64.max)
-        print("manyProducersAndConsumersOnManyThreadsAtOnce seed \(seed)")
+        let seed = clientTestSeed("manyProducersAndConsumersOnManyThreadsAtOnce")
         let log = EmbeddedLog.inMemory()
         defer { try? log.close() }
         let partitions = 6

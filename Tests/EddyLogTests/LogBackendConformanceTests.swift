@@ -82,6 +82,14 @@ func pollRecords(_ consumer: any LogConsumer, count: Int, timeoutMilliseconds: I
 
 func payload(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+/// The seed of a randomised test: `EDDY_TEST_SEED` when set (to replay a failure), else a fresh
+/// one. Printed either way; failing expectations repeat it.
+func clientTestSeed(_ test: String) -> UInt64 {
+    let seed = ProcessInfo.processInfo.environment["EDDY_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+    print("\(test) seed \(seed) (replay with EDDY_TEST_SEED=\(seed))")
+    return seed
+}
+
 func expectEddyError(_ code: EddyError.Code, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) {
     do {
         try body()
@@ -281,7 +289,7 @@ func expectEddyError(_ code: EddyError.Code, _ body: () throws -> Void, sourceLo
         }
         thread.start()
         let started = ClientLock.monotonicMilliseconds()
-        let records = try consumer.poll(timeoutMilliseconds: 5_000)
+        let records = try consumer.poll(timeoutMilliseconds: Int.max)
         let elapsed = ClientLock.monotonicMilliseconds() - started
         #expect(records.map(\.value) == [payload("late")])
         #expect(elapsed >= 100 && elapsed < 4_000, "poll returned after \(elapsed) ms")
@@ -308,6 +316,8 @@ func expectEddyError(_ code: EddyError.Code, _ body: () throws -> Void, sourceLo
         #expect(try fixture.admin.committedOffsets(group: group).isEmpty)
         let noGroup = try fixture.backend.makeConsumer(ConsumerConfiguration())
         expectEddyError(.invalidState) { try noGroup.commit([TopicPartition(topic, 0): 1]) }
+        expectEddyError(.invalidState) { _ = try noGroup.poll(timeoutMilliseconds: 10) }
+        expectEddyError(.invalidState) { try noGroup.subscribe([topic], listener: nil) }
     }
 
     @Test(arguments: BackendKind.allCases)

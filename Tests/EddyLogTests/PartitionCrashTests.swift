@@ -52,7 +52,7 @@ import Testing
         let root = F.temporaryDirectory("eddy-crash")
         defer { F.removeTemporary(root) }
         let directory = root + "/crash-0"
-        let rounds = ProcessInfo.processInfo.environment["EDDY_LONG_TESTS"] != nil ? 400 : 100
+        let rounds = storageRounds(100, long: 400)
         var acknowledged: [Offset: String] = [:]
         var acknowledgedRounds = 0
         for round in 0..<rounds {

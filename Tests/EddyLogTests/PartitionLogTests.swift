@@ -1,5 +1,6 @@
 import EddyCore
 @testable import EddyLog
+import Foundation
 import Testing
 
 @Suite struct PartitionLogTests {
@@ -276,5 +277,211 @@ import Testing
         try reopened.close()
         try reopened.deleteFiles()
         #expect(!POSIXFileSystem().exists(directory))
+    }
+
+    @Test func appendsAndReadsFromManyThreadsAtOnceStayConsistent() throws {
+        let (environment, _, _) = F.memory()
+        var configuration = TopicConfiguration()
+        configuration.segmentBytes = 8192
+        configuration.indexIntervalBytes = 512
+        let log = try F.open(environment, configuration)
+        let appenders = 3, batchesPerAppender = 400
+        let failures = FailureBox()
+        let group = DispatchGroup()
+        for appender in 0..<appenders {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    for i in 0..<batchesPerAppender {
+                        try F.append(log, (0..<(i % 3 + 1)).map { F.record("a\(appender)", "\(appender)-\(i)-\($0)") })
+                    }
+                } catch { failures.add("appender \(appender): \(error)") }
+            }
+        }
+        for reader in 0..<3 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    for _ in 0..<20 {
+                        let end = log.endOffset
+                        let records = try F.readAll(log, maxBytes: 1000 * (reader + 1))
+                        // Offsets are dense from 0 and reach at least the end seen before the read.
+                        if records.map(\.offset) != Array(0..<Offset(records.count)) || Offset(records.count) < end {
+                            failures.add("reader \(reader): \(records.count) records, end was \(end)")
+                        }
+                        _ = try log.offset(forTimestamp: 1_000)
+                    }
+                } catch { failures.add("reader \(reader): \(error)") }
+            }
+        }
+        group.wait()
+        #expect(failures.messages.isEmpty, "\(failures.messages)")
+        let total = appenders * (0..<batchesPerAppender).reduce(0) { $0 + $1 % 3 + 1 }
+        #expect(log.endOffset == Offset(total))
+        let records = try F.readAll(log)
+        #expect(Set(records.map { String(decoding: $0.value!, as: UTF8.self) }).count == total)
+    }
+
+    /// Collects failures from threads.
+    final class FailureBox: @unchecked Sendable {
+        // @unchecked: `list` is only touched under `lock`.
+        private let lock = NSLock()
+        private var list: [String] = []
+        func add(_ message: String) { lock.lock(); list.append(message); lock.unlock() }
+        var messages: [String] { lock.lock(); defer { lock.unlock() }; return list }
+    }
+}
+
+@Suite struct PartitionRecoveryTests {
+    typealias F = StorageFixture
+
+    @Test func abortedTransactionsSurviveRepeatedCrashesWithoutAClose() throws {
+        let (environment, fileSystem, _) = F.memory()
+        var configuration = TopicConfiguration()
+        configuration.fsync = .always
+        var log = try F.open(environment, configuration)
+        var expectedAborted: [PartitionLog.AbortedTransaction] = []
+        for round in 0..<4 {
+            let producer = Int64(round + 1)
+            let first = try F.append(log, [F.record("t", "aborted-\(round)")], producerID: producer, transactional: true).firstOffset
+            try F.append(log, [F.record("p", "plain-\(round)")])
+            let marker = try log.appendControl(.abort, producerID: producer, producerEpoch: 0, timestamp: 1)
+            expectedAborted.append(.init(producerID: producer, firstOffset: first, lastOffset: marker))
+            // Mostly crashes without close: each open recovers from the checkpoint (and index
+            // files) its predecessor's recovery wrote.
+            if round == 1 { try log.close() } else { fileSystem.crash() }
+            log = try F.open(environment, configuration)
+            let fetched = try log.read(from: 0, maxBytes: 1 << 20, isolation: .readCommitted)
+            #expect(fetched.abortedTransactions == expectedAborted, "round \(round)")
+        }
+        #expect(log.recoveredTornTail == nil)
+    }
+}
+
+/// Transactions, rolls, crashes and reopens in random order, checked against a model of the
+/// records, the open transactions and the aborted ones.
+@Suite struct PartitionTransactionModelTests {
+    typealias F = StorageFixture
+
+    @Test func randomTransactionsCrashesAndReopensMatchTheModel() throws {
+        let seed = StorageRandom.seed("partition transaction model")
+        var random = StorageRandom(seed: seed)
+        for round in 0..<storageRounds(8, long: 200) {
+            let (environment, fileSystem, _) = F.memory()
+            var configuration = TopicConfiguration()
+            configuration.fsync = .always
+            configuration.segmentBytes = [1024, 2048, 8192][round % 3]
+            configuration.indexIntervalBytes = 200
+            var log = try F.open(environment, configuration)
+            var records: [StoredRecord] = []
+            var open: [Int64: Offset] = [:]
+            var aborted: [PartitionLog.AbortedTransaction] = []
+            var end: Offset = 0
+            for step in 0..<250 {
+                let context = "seed \(seed) round \(round) step \(step)"
+                switch Int.random(in: 0..<100, using: &random) {
+                case 0..<35:
+                    let batch = (0..<Int.random(in: 1...4, using: &random)).map { F.record("k", "plain-\(step)-\($0)", Timestamp(step)) }
+                    try F.append(log, batch)
+                    for (i, record) in batch.enumerated() {
+                        records.append(StoredRecord(offset: end + Offset(i), key: record.key, value: record.value, timestamp: record.timestamp))
+                    }
+                    end += Offset(batch.count)
+                case 35..<70:
+                    let producer = Int64.random(in: 1...3, using: &random)
+                    let batch = (0..<Int.random(in: 1...3, using: &random)).map { F.record("t", "txn\(producer)-\(step)-\($0)", Timestamp(step)) }
+                    try F.append(log, batch, producerID: producer, transactional: true)
+                    if open[producer] == nil { open[producer] = end }
+                    for (i, record) in batch.enumerated() {
+                        records.append(StoredRecord(offset: end + Offset(i), key: record.key, value: record.value, timestamp: record.timestamp))
+                    }
+                    end += Offset(batch.count)
+                case 70..<85:
+                    let producer = Int64.random(in: 1...3, using: &random)
+                    let type: ControlRecordType = Bool.random(using: &random) ? .commit : .abort
+                    #expect(try log.appendControl(type, producerID: producer, producerEpoch: 0, timestamp: Timestamp(step)) == end, "\(context)")
+                    if let first = open.removeValue(forKey: producer), type == .abort {
+                        aborted.append(.init(producerID: producer, firstOffset: first, lastOffset: end))
+                    }
+                    end += 1
+                case 85..<93:
+                    fileSystem.crash()
+                    log = try F.open(environment, configuration)
+                default:
+                    try log.close()
+                    log = try F.open(environment, configuration)
+                }
+                let stable = open.values.min() ?? end
+                #expect(log.endOffset == end, "\(context)")
+                #expect(log.lastStableOffset == stable, "\(context)")
+                if step % 10 == 9 {
+                    #expect(try F.readAll(log) == records, "\(context)")
+                    let fetched = try log.read(from: 0, maxBytes: 1 << 24, isolation: .readCommitted)
+                    let lastFetched = fetched.bytes.isEmpty ? -1 : try F.lastOffset(of: fetched.bytes)
+                    #expect(lastFetched < stable, "\(context)")
+                    let expected = aborted.filter { $0.firstOffset <= lastFetched }
+                    #expect(Set(fetched.abortedTransactions) == Set(expected), "\(context)")
+                    #expect(fetched.abortedTransactions.count == expected.count, "\(context): duplicates")
+                }
+            }
+        }
+    }
+}
+
+/// Random I/O faults (torn writes, failed fsyncs, renames and directory fsyncs) and crashes
+/// while appending with fsync=always: every acknowledged append survives at its offset.
+@Suite struct PartitionFaultTests {
+    typealias F = StorageFixture
+
+    @Test func acknowledgedAppendsSurviveRandomFaultsAndCrashes() throws {
+        let seed = StorageRandom.seed("partition faults")
+        var random = StorageRandom(seed: seed)
+        var faultsHit = 0
+        for round in 0..<storageRounds(10, long: 300) {
+            let (environment, fileSystem, _) = F.memory()
+            var configuration = TopicConfiguration()
+            configuration.fsync = .always
+            configuration.segmentBytes = 1024
+            configuration.indexIntervalBytes = 128
+            var acknowledged: [Offset: [UInt8]] = [:]
+            var log: PartitionLog? = try F.open(environment, configuration)
+            for step in 0..<300 {
+                let context = "seed \(seed) round \(round) step \(step)"
+                if Int.random(in: 0..<10, using: &random) == 0 {
+                    let operations: [InMemoryFileSystem.Operation] = [.write, .sync, .rename, .syncDirectory, .open, .truncate]
+                    let operation = operations[Int.random(in: 0..<operations.count, using: &random)]
+                    fileSystem.inject(.init(operation, tornPrefix: operation == .write ? Int.random(in: 0..<80, using: &random) : nil))
+                }
+                if log == nil || Int.random(in: 0..<25, using: &random) == 0 {
+                    if Bool.random(using: &random) { fileSystem.crash() }
+                    log = try? F.open(environment, configuration)
+                    continue
+                }
+                let value = Array("r\(round)-s\(step)".utf8)
+                do {
+                    let result = try F.append(log!, [Record(key: Array("k".utf8), value: value, timestamp: Timestamp(step))])
+                    #expect(acknowledged[result.firstOffset] == nil, "\(context)")
+                    acknowledged[result.firstOffset] = value
+                } catch let error as EddyError {
+                    #expect(error.code == .io, "\(context): \(error)")
+                    faultsHit += 1
+                    log = nil // offline: reopen (sometimes after a crash)
+                }
+            }
+            fileSystem.crash()
+            var reopened: PartitionLog?
+            for _ in 0..<5 where reopened == nil { reopened = try? F.open(environment, configuration) } // faults left armed fire once
+            let final = try #require(reopened, "seed \(seed) round \(round)")
+            let records = try F.readAll(final)
+            #expect(records.map(\.offset) == Array(0..<final.endOffset), "seed \(seed) round \(round): offsets not dense")
+            #expect(Set(records.compactMap(\.value)).count == records.count, "seed \(seed) round \(round): a record twice")
+            for (offset, value) in acknowledged {
+                #expect(offset < final.endOffset && records[Int(offset)].value == value,
+                        "seed \(seed) round \(round): acknowledged offset \(offset) lost or changed")
+            }
+        }
+        #expect(faultsHit > 10)
     }
 }

@@ -23,6 +23,11 @@ struct StorageRandom: RandomNumberGenerator {
     }
 }
 
+/// Round counts of the randomised suites: `normal`, or `long` with EDDY_LONG_TESTS=1.
+func storageRounds(_ normal: Int, long: Int) -> Int {
+    ProcessInfo.processInfo.environment["EDDY_LONG_TESTS"] != nil ? long : normal
+}
+
 /// A decoded record as the tests compare them.
 struct StoredRecord: Hashable, CustomStringConvertible {
     var offset: Offset

@@ -95,7 +95,7 @@ import Testing
     @Test func aThousandTornTailsInMemoryLoseOnlyTheIncompleteBatch() throws {
         let seed = StorageRandom.seed("torn tail (memory)")
         var random = StorageRandom(seed: seed)
-        for _ in 0..<1000 {
+        for _ in 0..<storageRounds(1000, long: 20_000) {
             let roundSeed = random.next()
             let fileSystem = InMemoryFileSystem(simulatesCrashes: true)
             let environment = LogEnvironment(fileSystem: fileSystem, clock: ManualLogClock())
@@ -117,7 +117,7 @@ import Testing
         var random = StorageRandom(seed: seed)
         let root = F.temporaryDirectory("eddy-torn")
         defer { F.removeTemporary(root) }
-        for round in 0..<40 {
+        for round in 0..<storageRounds(40, long: 400) {
             let roundSeed = random.next()
             try Self.round(seed: roundSeed, environment: .real, directory: root + "/orders-\(round)") { path, damage in
                 let handle = try #require(FileHandle(forUpdatingAtPath: path))

@@ -1,5 +1,6 @@
 import EddyCore
 @testable import EddyLog
+import Foundation
 import Testing
 
 @Suite struct TransactionTests {
@@ -18,7 +19,7 @@ import Testing
     func abortedDataIsInvisibleToReadCommittedAndVisibleToReadUncommitted(kind: BackendKind) throws {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic(partitions: 2)
-        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-abort")
+        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: fixture.topicName("tx-abort"))
         try producer.initTransactions()
         try producer.beginTransaction()
         for i in 0..<10 { try producer.send(ProducerRecord(topic: topic, partition: i % 2, value: payload("committed-\(i)"))) }
@@ -52,7 +53,7 @@ import Testing
         let plain = try fixture.backend.makeProducer(ProducerConfiguration())
         for i in 0..<3 { try plain.send(ProducerRecord(topic: topic, value: payload("before-\(i)"))) }
         try plain.flush()
-        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-lso")
+        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: fixture.topicName("tx-lso"))
         try producer.initTransactions()
         try producer.beginTransaction()
         try producer.send(ProducerRecord(topic: topic, value: payload("open")))
@@ -83,13 +84,14 @@ import Testing
     func aFencedProducerCannotSendOrCommit(kind: BackendKind) throws {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic()
-        let old = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-fence")
+        let id = fixture.topicName("tx-fence")
+        let old = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: id)
         try old.initTransactions()
         try old.beginTransaction()
         try old.send(ProducerRecord(topic: topic, value: payload("zombie")))
         try old.flush()
 
-        let new = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-fence")
+        let new = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: id)
         try new.initTransactions()
         // The zombie's open transaction was aborted by the new incarnation.
         let partition = try fixture.admin.describeTopic(topic).partitions[0]
@@ -111,14 +113,15 @@ import Testing
     func aFencedProducersBufferedAppendFails(kind: BackendKind) throws {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic()
-        let old = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-fence-2")
+        let id = fixture.topicName("tx-fence")
+        let old = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: id)
         try old.initTransactions()
         try old.beginTransaction()
         var failures: [EddyError] = []
         try old.send(ProducerRecord(topic: topic, value: payload("buffered"))) { result in
             if case .failure(let error) = result { failures.append(error) }
         }
-        let new = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-fence-2")
+        let new = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: id)
         try new.initTransactions()
         expectEddyError(.producerFenced) { try old.commitTransaction() }
         #expect(failures.map(\.code) == [.producerFenced])
@@ -135,7 +138,7 @@ import Testing
         try consumer.subscribe([input], listener: nil)
         _ = try consumer.poll(timeoutMilliseconds: 0)
         let metadata = try #require(consumer.groupMetadata())
-        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-offsets")
+        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: fixture.topicName("tx-offsets"))
         try producer.initTransactions()
 
         try producer.beginTransaction()
@@ -171,7 +174,7 @@ import Testing
         _ = try second.poll(timeoutMilliseconds: 0)
         #expect(first.groupMetadata()!.generation > stale.generation)
 
-        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-stale")
+        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: fixture.topicName("tx-stale"))
         try producer.initTransactions()
         try producer.beginTransaction()
         expectEddyError(.consumerFenced) { try producer.sendOffsetsToTransaction([TopicPartition(input, 0): 1], group: stale) }
@@ -210,7 +213,7 @@ import Testing
     func illegalCallsAreInvalidStateErrors(kind: BackendKind) throws {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic()
-        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-illegal")
+        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: fixture.topicName("tx-illegal"))
         expectEddyError(.invalidState) { try producer.beginTransaction() }
         try producer.initTransactions()
         expectEddyError(.invalidState) { try producer.send(ProducerRecord(topic: topic, value: payload("x"))) }
@@ -228,7 +231,7 @@ import Testing
     func closingAProducerInsideATransactionAbortsIt(kind: BackendKind) throws {
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic()
-        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "tx-close")
+        let producer = try fixture.backend.makeTransactionalProducer(ProducerConfiguration(), transactionalID: fixture.topicName("tx-close"))
         try producer.initTransactions()
         try producer.beginTransaction()
         try producer.send(ProducerRecord(topic: topic, value: payload("never")))
@@ -239,17 +242,45 @@ import Testing
         #expect(try readAll(fixture, topic, isolation: .readCommitted, expecting: 1, timeoutMilliseconds: 200).isEmpty)
     }
 
+    @Test func aTransactionOpenLongerThanItsTimeoutIsAbortedAndItsProducerFenced() throws {
+        let log = EmbeddedLog.inMemory(configuration: .init(maintenanceIntervalMilliseconds: 10))
+        defer { try? log.close() }
+        try log.admin.createTopic("t", configuration: TopicConfiguration())
+        let producer = try log.makeTransactionalProducer(ProducerConfiguration(extra: ["transaction.timeout.ms": "100"]),
+                                                         transactionalID: "slow")
+        try producer.initTransactions()
+        try producer.beginTransaction()
+        try producer.send(ProducerRecord(topic: "t", value: payload("stuck")))
+        // On a loaded machine the timeout may already have fenced the producer here.
+        try? producer.flush()
+        let deadline = ClientLock.monotonicMilliseconds() + 5_000
+        while try log.admin.describeTopic("t").partitions[0].lastStableOffset == 0 && ClientLock.monotonicMilliseconds() < deadline {
+            usleep(10_000)
+        }
+        let partition = try log.admin.describeTopic("t").partitions[0]
+        #expect(partition.lastStableOffset == partition.endOffset)
+        do {
+            try producer.commitTransaction()
+            Issue.record("a timed-out transaction committed")
+        } catch let error as EddyError {
+            #expect(error.code == .producerFenced)
+            #expect(error.message.contains("transaction.timeout.ms"), "\(error)")
+        }
+        expectEddyError(.invalidArgument) {
+            _ = try log.makeTransactionalProducer(ProducerConfiguration(extra: ["transaction.timeout.ms": "soon"]), transactionalID: "x")
+        }
+    }
+
     /// Seeded: interleaves several transactional producers, committing or aborting at random;
     /// a read_committed reader sees exactly the committed records, in per-producer order.
     @Test(arguments: BackendKind.allCases)
     func randomInterleavedTransactionsShowExactlyTheCommittedRecords(kind: BackendKind) throws {
-        let seed = UInt64.random(in: 0...UInt64.max)
-        print("randomInterleavedTransactionsShowExactlyTheCommittedRecords seed \(seed)")
+        let seed = clientTestSeed("randomInterleavedTransactionsShowExactlyTheCommittedRecords")
         var random = ClientTestRandom(seed: seed)
         let fixture = try BackendFixture(kind)
         let topic = try fixture.createTopic(partitions: 3)
         let producers = try (0..<3).map { i in
-            try fixture.backend.makeTransactionalProducer(ProducerConfiguration(batchBytes: 512), transactionalID: "tx-random-\(i)")
+            try fixture.backend.makeTransactionalProducer(ProducerConfiguration(batchBytes: 512), transactionalID: fixture.topicName("tx-random"))
         }
         for producer in producers {
             try producer.initTransactions()
