@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "EddyCore", targets: ["EddyCore"]),
         .library(name: "EddyLog", targets: ["EddyLog"]),
         .library(name: "EddyState", targets: ["EddyState"]),
+        .library(name: "EddyStreams", targets: ["EddyStreams"]),
+        .library(name: "Eddy", targets: ["Eddy"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
@@ -34,12 +36,20 @@ let package = Package(
         .target(name: "EddyLog", dependencies: ["EddyCore", "CZstd", "CLZ4"], swiftSettings: strict),
         .target(name: "EddyState", dependencies: ["EddyCore", "CRocksDB"], swiftSettings: strict),
 
+        .target(name: "EddyStreams", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
+        .target(name: "Eddy", dependencies: ["EddyCore", "EddyState", "EddyLog", "EddyStreams"], swiftSettings: strict),
+        // Examples/: small topologies written with the DSL, each tested through the TopologyTestDriver.
+        .target(name: "EddyExamples", dependencies: ["Eddy"], path: "Examples/EddyExamples", swiftSettings: strict),
+
         .target(
             name: "EddyBenchmarks",
             dependencies: ["EddyCore", "EddyLog", "EddyState"],
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
+        // Throughput of the streams engine on one thread (a program that prints figures).
+        .executableTarget(name: "EddyStreamsBenchmark", dependencies: ["EddyCore", "EddyState", "EddyStreams"],
+                          path: "Benchmarks/EddyStreamsBenchmark", swiftSettings: strict),
         .executableTarget(
             name: "EddyCommand",
             dependencies: [
@@ -55,6 +65,9 @@ let package = Package(
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
         .testTarget(name: "EddyCommandTests", dependencies: ["EddyCommand"], swiftSettings: strict),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
+        .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyState", "EddyStreams"], swiftSettings: strict),
+        .testTarget(name: "EddyExamplesTests", dependencies: ["Eddy", "EddyExamples"], path: "Examples/EddyExamplesTests",
+                    swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

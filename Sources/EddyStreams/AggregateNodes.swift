@@ -1,0 +1,372 @@
+import EddyCore
+
+/// The aggregation step shared by count, reduce and aggregate: the new aggregate from the
+/// key, the record's value and the current aggregate (`nil` when there is none yet).
+typealias AggregateStep<K, V, VR> = (K, V, VR?) throws -> VR
+
+/// `groupByKey().count/reduce/aggregate`: one aggregate per key in a key-value store;
+/// forwards each update as a ``Change``.
+final class KeyedAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, K, Change<VR>> {
+    let storeName: String
+    let step: AggregateStep<K, V, VR>
+    var store: (any TaskKeyValueStore<K, VR>)! = nil
+    init(name: String, children: [AnyObject], store: String, step: @escaping AggregateStep<K, V, VR>) {
+        self.storeName = store
+        self.step = step
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskKeyValueStore<K, VR>).self, node: name)
+    }
+    override func process(_ key: K, _ value: V) throws {
+        let old = try store.get(key)
+        let new = try step(key, value, old)
+        try store.put(key, new)
+        try forward(key, Change(newValue: new, oldValue: old))
+    }
+}
+
+/// Aggregation over tumbling or hopping windows in a window store.
+final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Windowed<K>, Change<VR>> {
+    let storeName: String
+    let windows: TimeWindows
+    let retention: Int64
+    let step: AggregateStep<K, V, VR>
+    var store: (any TaskWindowStore<K, VR>)! = nil
+    /// Largest timestamp this node has seen (Kafka's observed stream time of the processor).
+    var observed: Timestamp = .min
+    var expiredUpTo: Timestamp = .min
+
+    init(name: String, children: [AnyObject], store: String, windows: TimeWindows, retention: Int64,
+         step: @escaping AggregateStep<K, V, VR>) {
+        self.storeName = store
+        self.windows = windows
+        self.retention = retention
+        self.step = step
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskWindowStore<K, VR>).self, node: name)
+    }
+    override func process(_ key: K, _ value: V) throws {
+        let t = context.timestamp
+        if t > observed { observed = t }
+        var late = false
+        for start in windows.windowStarts(for: t) {
+            let end = start + windows.size
+            if end + windows.grace <= observed {
+                late = true
+                continue
+            }
+            let old = try store.fetch(key, windowStart: start)
+            let new = try step(key, value, old)
+            try store.put(key, windowStart: start, new)
+            try forward(Windowed(key: key, window: Window(start: start, end: end)), Change(newValue: new, oldValue: old))
+        }
+        if late { context.metrics.droppedLateRecords += 1 }
+        if expiredUpTo == .min || observed - expiredUpTo >= windows.advance {
+            expiredUpTo = observed
+            try store.removeWindows(startingBefore: observed - retention + 1)
+        }
+    }
+}
+
+/// Aggregation over sliding windows (KIP-450). Keeps the records of each key that open
+/// windows may still need, and recomputes every window the new record touches from those
+/// records in timestamp order (so the result does not depend on arrival order).
+final class SlidingWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Windowed<K>, Change<VR>> {
+    let storeName: String
+    let windows: SlidingWindows
+    let retention: Int64
+    let step: AggregateStep<K, V, VR>
+    var store: (any TaskWindowStore<K, VR>)! = nil
+    var observed: Timestamp = .min
+    var records: [K: [(time: Timestamp, value: V)]] = [:]
+    var expiredUpTo: Timestamp = .min
+
+    init(name: String, children: [AnyObject], store: String, windows: SlidingWindows, retention: Int64,
+         step: @escaping AggregateStep<K, V, VR>) {
+        self.storeName = store
+        self.windows = windows
+        self.retention = retention
+        self.step = step
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskWindowStore<K, VR>).self, node: name)
+    }
+    private func isOpen(end: Timestamp) -> Bool { end + windows.grace >= observed }
+
+    override func process(_ key: K, _ value: V) throws {
+        let t = context.timestamp
+        let d = windows.timeDifference
+        if t > observed { observed = t }
+        // The latest window that can contain t ends at t + d.
+        guard isOpen(end: t + d) else {
+            context.metrics.droppedLateRecords += 1
+            return
+        }
+        var list = records[key] ?? []
+        var i = list.count
+        while i > 0 && list[i - 1].time > t { i -= 1 }
+        list.insert((t, value), at: i)
+        records[key] = list
+        // Candidate windows [s, s + d] containing t, plus t's own right window.
+        var starts: [Timestamp] = []
+        for r in list where r.time >= t && r.time <= t + d { starts.append(max(0, r.time - d)) }  // left windows ([0, d] for early records)
+        for r in list where r.time >= t - d && r.time < t { starts.append(r.time + 1) }         // right windows of earlier records
+        let hasLater = list.contains { $0.time > t && $0.time <= t + d }
+        if hasLater { starts.append(t + 1) }
+        var seen = Set<Timestamp>()
+        for s in starts.sorted() where seen.insert(s).inserted {
+            let end = s + d
+            guard isOpen(end: end) else { continue }
+            var agg: VR? = nil
+            for r in list where r.time >= s && r.time <= end { agg = try step(key, r.value, agg) }
+            guard let new = agg else { continue }
+            let old = try store.fetch(key, windowStart: s)
+            let containsT = s <= t && t <= end
+            if !containsT && old != nil { continue }
+            try store.put(key, windowStart: s, new)
+            try forward(Windowed(key: key, window: Window(start: s, end: end)), Change(newValue: new, oldValue: old))
+        }
+        if expiredUpTo == .min || observed - expiredUpTo >= d {
+            expiredUpTo = observed
+            let horizon = observed - windows.grace - 2 * d - 2
+            for (k, l) in records {
+                let kept = l.filter { $0.time >= horizon }
+                records[k] = kept.isEmpty ? nil : kept
+            }
+            try store.removeWindows(startingBefore: observed - retention + 1)
+        }
+    }
+}
+
+/// Aggregation over session windows: merges the sessions a record bridges.
+final class SessionWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Windowed<K>, Change<VR>> {
+    let storeName: String
+    let windows: SessionWindows
+    let retention: Int64
+    let step: AggregateStep<K, V, VR>
+    let merge: (K, VR, VR) throws -> VR
+    var store: (any TaskSessionStore<K, VR>)! = nil
+    var observed: Timestamp = .min
+    var expiredUpTo: Timestamp = .min
+
+    init(name: String, children: [AnyObject], store: String, windows: SessionWindows, retention: Int64,
+         step: @escaping AggregateStep<K, V, VR>, merge: @escaping (K, VR, VR) throws -> VR) {
+        self.storeName = store
+        self.windows = windows
+        self.retention = retention
+        self.step = step
+        self.merge = merge
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskSessionStore<K, VR>).self, node: name)
+    }
+    override func process(_ key: K, _ value: V) throws {
+        let t = context.timestamp
+        if t > observed { observed = t }
+        let overlapping = try store.findSessions(key, earliestEnd: t - windows.inactivityGap,
+                                                 latestStart: t + windows.inactivityGap)
+        var merged = Window(start: t, end: t)
+        var agg: VR? = nil
+        for s in overlapping {
+            merged = Window(start: min(merged.start, s.window.start), end: max(merged.end, s.window.end))
+            agg = try agg.map { try merge(key, $0, s.value) } ?? s.value
+        }
+        if merged.end + windows.grace < observed {
+            context.metrics.droppedLateRecords += 1
+            return
+        }
+        var previousValueOfMerged: VR? = nil
+        for s in overlapping {
+            if s.window == merged {
+                previousValueOfMerged = s.value
+                continue
+            }
+            try store.remove(key, s.window)
+            try forward(Windowed(key: key, window: s.window), Change(newValue: nil, oldValue: s.value))
+        }
+        let new = try step(key, value, agg)
+        try store.put(key, merged, new)
+        try forward(Windowed(key: key, window: merged), Change(newValue: new, oldValue: previousValueOfMerged))
+        if expiredUpTo == .min || observed - expiredUpTo >= windows.inactivityGap {
+            expiredUpTo = observed
+            try store.removeSessions(endingBefore: observed - retention)
+        }
+    }
+}
+
+/// Emit-final for windowed tables (Kafka's `suppress(untilWindowCloses)`): holds the latest
+/// update of each window and forwards it once stream time (the largest timestamp seen by this
+/// node) reaches `end + closeOffset + grace`, in order of window end. `closeOffset` is 1 for
+/// windows with an inclusive end (sliding, session), 0 otherwise.
+final class SuppressNode<K: Hashable, V>: ProcessorNode<Windowed<K>, Change<V>, Windowed<K>, Change<V>> {
+    let grace: Int64
+    let closeOffset: Int64
+    struct Entry {
+        var key: Windowed<K>
+        var change: Change<V>
+        var timestamp: Timestamp
+        var headers: [Header]
+    }
+    /// The updates of the windows that close at one time, in the order the windows were
+    /// first updated (the order they are emitted in: deterministic, and no sort needed).
+    struct Pending {
+        var entries: [Entry] = []
+        var index: [Windowed<K>: Int] = [:]
+    }
+    var buffer: [Timestamp: Pending] = [:]
+    /// Close times in ascending order.
+    var closeTimes: [Timestamp] = []
+    var observed: Timestamp = .min
+
+    init(name: String, children: [AnyObject], grace: Int64, closeOffset: Int64) {
+        self.grace = grace
+        self.closeOffset = closeOffset
+        super.init(name: name, children: children)
+    }
+    override func process(_ key: Windowed<K>, _ change: Change<V>) throws {
+        let t = context.timestamp
+        if t > observed { observed = t }
+        let close = key.window.end + closeOffset + grace
+        if close <= observed {
+            // Already closed (possible when several windows close on one record): pass on.
+            try forward(key, change)
+        } else {
+            if buffer[close] == nil {
+                buffer[close] = Pending()
+                var i = closeTimes.count
+                while i > 0 && closeTimes[i - 1] > close { i -= 1 }
+                closeTimes.insert(close, at: i)
+            }
+            if let i = buffer[close]!.index[key] {
+                buffer[close]!.entries[i].change.newValue = change.newValue
+                buffer[close]!.entries[i].timestamp = t
+                buffer[close]!.entries[i].headers = context.headers
+            } else {
+                buffer[close]!.index[key] = buffer[close]!.entries.count
+                buffer[close]!.entries.append(Entry(key: key, change: change, timestamp: t, headers: context.headers))
+            }
+        }
+        try emitClosed()
+    }
+    private func emitClosed() throws {
+        var n = 0
+        while n < closeTimes.count, closeTimes[n] <= observed {
+            let pending = buffer.removeValue(forKey: closeTimes[n]) ?? Pending()
+            let savedHeaders = context.headers
+            defer { context.headers = savedHeaders }
+            for e in pending.entries where !(e.change.newValue == nil && e.change.oldValue == nil) {
+                context.headers = e.headers
+                try forward(e.key, e.change, timestamp: e.timestamp)
+            }
+            n += 1
+        }
+        if n > 0 { closeTimes.removeFirst(n) }
+    }
+}
+
+/// Turns a stream into a table: each record is an update of its key.
+final class StreamToTableNode<K: Hashable, V>: ProcessorNode<K, V, K, Change<V>> {
+    let storeName: String
+    var store: (any TaskKeyValueStore<K, V>)! = nil
+    init(name: String, children: [AnyObject], store: String) {
+        self.storeName = store
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskKeyValueStore<K, V>).self, node: name)
+    }
+    override func process(_ key: K, _ value: V) throws {
+        let old = try store.get(key)
+        try store.put(key, value)
+        try forward(key, Change(newValue: value, oldValue: old))
+    }
+}
+
+/// `table.groupBy`: maps each update to the new grouping key. The old value is sent to the
+/// old key (to be subtracted) and the new value to the new key (to be added): one record
+/// when the keys are equal, two otherwise.
+final class TableRegroupNode<K, V, KR: Hashable, VR>: ProcessorNode<K, Change<V>, KR, Change<VR>> {
+    let selector: (K, V) throws -> (KR, VR)
+    init(name: String, children: [AnyObject], selector: @escaping (K, V) throws -> (KR, VR)) {
+        self.selector = selector
+        super.init(name: name, children: children)
+    }
+    override func process(_ key: K, _ change: Change<V>) throws {
+        let new = try change.newValue.map { try selector(key, $0) }
+        let old = try change.oldValue.map { try selector(key, $0) }
+        if let new, let old, new.0 == old.0 {
+            try forward(new.0, Change(newValue: new.1, oldValue: old.1))
+            return
+        }
+        if let old { try forward(old.0, Change(newValue: nil, oldValue: old.1)) }
+        if let new { try forward(new.0, Change(newValue: new.1, oldValue: nil)) }
+    }
+}
+
+/// Table aggregation with adder and subtractor.
+final class TableAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, Change<V>, K, Change<VR>> {
+    let storeName: String
+    let initializer: () throws -> VR
+    let adder: (K, V, VR) throws -> VR
+    let subtractor: (K, V, VR) throws -> VR
+    var store: (any TaskKeyValueStore<K, VR>)! = nil
+    init(name: String, children: [AnyObject], store: String, initializer: @escaping () throws -> VR,
+         adder: @escaping (K, V, VR) throws -> VR, subtractor: @escaping (K, V, VR) throws -> VR) {
+        self.storeName = store
+        self.initializer = initializer
+        self.adder = adder
+        self.subtractor = subtractor
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskKeyValueStore<K, VR>).self, node: name)
+    }
+    override func process(_ key: K, _ change: Change<V>) throws {
+        let old = try store.get(key)
+        var agg = try old ?? initializer()
+        if let o = change.oldValue { agg = try subtractor(key, o, agg) }
+        if let n = change.newValue { agg = try adder(key, n, agg) }
+        try store.put(key, agg)
+        try forward(key, Change(newValue: agg, oldValue: old))
+    }
+}
+
+/// Table reduce with adder and subtractor: like ``TableAggregateNode`` but a key with no
+/// aggregate takes the first added value; a key whose last value is subtracted away keeps
+/// the subtractor's result (as Kafka does).
+final class TableReduceNode<K: Hashable, V>: ProcessorNode<K, Change<V>, K, Change<V>> {
+    let storeName: String
+    let adder: (V, V) throws -> V
+    let subtractor: (V, V) throws -> V
+    var store: (any TaskKeyValueStore<K, V>)! = nil
+    init(name: String, children: [AnyObject], store: String, adder: @escaping (V, V) throws -> V,
+         subtractor: @escaping (V, V) throws -> V) {
+        self.storeName = store
+        self.adder = adder
+        self.subtractor = subtractor
+        super.init(name: name, children: children)
+    }
+    override func initialize(_ context: TaskContext) throws {
+        try super.initialize(context)
+        store = try context.store(storeName, as: (any TaskKeyValueStore<K, V>).self, node: name)
+    }
+    override func process(_ key: K, _ change: Change<V>) throws {
+        let old = try store.get(key)
+        var agg = old
+        if let o = change.oldValue, let a = agg { agg = try subtractor(a, o) }
+        if let n = change.newValue { agg = try agg.map { try adder($0, n) } ?? n }
+        try store.put(key, agg)
+        try forward(key, Change(newValue: agg, oldValue: old))
+    }
+}

@@ -1,0 +1,249 @@
+import EddyCore
+import EddyState
+
+/// Picks a task's next record: of all its input partitions' buffered records, the one with
+/// the smallest timestamp at the head of its partition's queue (ties: the partition that was
+/// added first). Offsets stay in order within each partition.
+struct PartitionGroup {
+    struct Queue {
+        let topicPartition: TopicPartition
+        let source: any SourceInput
+        let extractor: TimestampExtractor?
+        var records: [ConsumerRecord] = []
+        var timestamps: [Timestamp] = []
+        var head = 0
+        /// Largest extracted timestamp in this partition (for extractors that need it).
+        var partitionTime: Timestamp = -1
+        var count: Int { records.count - head }
+    }
+    var queues: [Queue] = []
+    var index: [TopicPartition: Int] = [:]
+    var bufferedCount = 0
+
+    mutating func add(_ tp: TopicPartition, source: any SourceInput, extractor: TimestampExtractor?) {
+        index[tp] = queues.count
+        queues.append(Queue(topicPartition: tp, source: source, extractor: extractor))
+    }
+
+    /// Index of the queue with the smallest head timestamp, or nil when all are empty
+    /// (or, with `requireAll`, when any is empty: Kafka's wait for data on every partition).
+    func next(requireAll: Bool) -> Int? {
+        var best: Int? = nil
+        var bestTime = Timestamp.max
+        for i in queues.indices {
+            let q = queues[i]
+            if q.head == q.records.count {
+                if requireAll { return nil }
+                continue
+            }
+            let t = q.timestamps[q.head]
+            if best == nil || t < bestTime {
+                best = i
+                bestTime = t
+            }
+        }
+        return best
+    }
+}
+
+/// A timestamp extractor: the event time of a raw record (Kafka's `TimestampExtractor`).
+/// `partitionTime` is the largest timestamp extracted so far in the record's partition (-1
+/// before the first). A negative result drops the record (counted in
+/// ``TaskMetrics/droppedInvalidTimestampRecords``).
+public typealias TimestampExtractor = @Sendable (_ record: ConsumerRecord, _ partitionTime: Timestamp) -> Timestamp
+
+/// One sub-topology working on one partition: the unit of processing, of state and of commit.
+///
+/// The same class runs under the ``TopologyTestDriver`` and under the stream threads: records
+/// come in through ``addRecords(_:from:)`` from whatever source reads the log, and go out
+/// through the ``RecordCollector`` given at creation. Not thread-safe: a task is owned by one
+/// thread at a time. Lifecycle: `created -> running -> closed` (``State``).
+final class StreamTask {
+    enum State: Equatable {
+        case created, running, closed
+    }
+    let id: TaskID
+    let context: TaskContext
+    private(set) var state: State = .created
+    private var group = PartitionGroup()
+    private let nodes: [any RuntimeNode]
+    let stores: [String: any TaskStore]
+    /// Next offset to consume per input partition (what a commit records).
+    private(set) var consumedOffsets: [TopicPartition: Offset] = [:]
+
+    /// Builds the task's nodes and stores from `topology` for sub-topology `sub`, reading
+    /// partition `id.partition` of each of its source topics (for the global sub-topology,
+    /// `globalPartitions` gives the partitions of each topic: it reads them all).
+    init(topology: Topology, subtopology sub: Topology.Subtopology, id: TaskID, applicationID: String,
+         collector: any RecordCollector, globalStores: [String: any TaskStore], wallClockTime: Int64,
+         stateDirectory: TaskStateDirectory? = nil, globalPartitions: ((String) -> [Int])? = nil) throws {
+        self.id = id
+        var stores: [String: any TaskStore] = [:]
+        for name in sub.stores {
+            guard let spec = topology.stores[name] else { continue }
+            if let stateDirectory, let persistent = spec.persistent {
+                stores[name] = try persistent(stateDirectory)
+            } else {
+                stores[name] = spec.make()
+            }
+        }
+        self.stores = stores
+        var all = stores
+        for (k, v) in globalStores { all[k] = v }
+        context = TaskContext(taskID: id, applicationID: applicationID, collector: collector,
+                              stores: all, wallClockTime: wallClockTime)
+        // Children before parents, so each node is built with its children in hand.
+        var built: [String: AnyObject] = [:]
+        var order: [any RuntimeNode] = []
+        for spec in sub.nodes.reversed() {
+            let node = topology.nodes[spec]
+            let children = node.children.map { built[$0]! }
+            let instance = try node.make(children)
+            built[node.name] = instance
+            order.append(instance)
+        }
+        nodes = order.reversed()
+        for nodeIndex in sub.nodes {
+            let node = topology.nodes[nodeIndex]
+            guard case .source(let topics, let extractor) = node.kind else { continue }
+            let source = built[node.name] as! any SourceInput
+            for topic in topics {
+                let logName = Topology.resolve(topic, applicationID: applicationID)
+                for p in globalPartitions?(logName) ?? [id.partition] {
+                    group.add(TopicPartition(logName, p), source: source, extractor: extractor)
+                }
+            }
+        }
+    }
+
+    /// The input partitions of this task.
+    var inputPartitions: [TopicPartition] { group.queues.map(\.topicPartition) }
+
+    /// Initialises every node (stores are looked up, punctuators scheduled). `created -> running`.
+    func initialize() throws {
+        guard state == .created else { throw EddyError(.invalidState, "task \(id) is \(state), cannot initialise") }
+        for node in nodes {
+            context.currentNode = node.name
+            try node.initialize(context)
+        }
+        context.currentNode = ""
+        state = .running
+    }
+
+    /// Buffers records read from `topicPartition`, extracting their timestamps. Records with a
+    /// negative extracted timestamp are dropped and counted.
+    func addRecords<S: Sequence<ConsumerRecord>>(_ records: S, from topicPartition: TopicPartition) {
+        guard let i = group.index[topicPartition] else {
+            preconditionFailure("task \(id) does not read \(topicPartition)")
+        }
+        for record in records {
+            var t = record.timestamp
+            if let extractor = group.queues[i].extractor {
+                t = extractor(record, group.queues[i].partitionTime)
+            }
+            if t < 0 {
+                context.metrics.droppedInvalidTimestampRecords += 1
+                consumedOffsets[topicPartition] = record.offset + 1
+                continue
+            }
+            if t > group.queues[i].partitionTime { group.queues[i].partitionTime = t }
+            group.queues[i].records.append(record)
+            group.queues[i].timestamps.append(t)
+            group.bufferedCount += 1
+        }
+    }
+
+    /// Number of records buffered and not yet processed.
+    var bufferedRecordCount: Int { group.bufferedCount }
+
+    /// Processes the buffered record with the smallest timestamp across partitions, then runs
+    /// due stream-time punctuators. Returns false when nothing could be processed. With
+    /// `requireAllPartitions`, waits until every input partition has a buffered record (so the
+    /// order across partitions is by timestamp; the runtime relaxes this after an idle time).
+    /// A thrown error leaves the record consumed; the caller decides what to do with the task.
+    @discardableResult
+    func process(requireAllPartitions: Bool = false) throws -> Bool {
+        guard state == .running else { throw EddyError(.invalidState, "task \(id) is \(state), cannot process") }
+        guard let qi = group.next(requireAll: requireAllPartitions) else { return false }
+        let head = group.queues[qi].head
+        let record = group.queues[qi].records[head]
+        let timestamp = group.queues[qi].timestamps[head]
+        group.queues[qi].head += 1
+        group.bufferedCount -= 1
+        if group.queues[qi].head == group.queues[qi].records.count {
+            group.queues[qi].records.removeAll(keepingCapacity: true)
+            group.queues[qi].timestamps.removeAll(keepingCapacity: true)
+            group.queues[qi].head = 0
+        } else if group.queues[qi].head >= 4096 {
+            group.queues[qi].records.removeFirst(group.queues[qi].head)
+            group.queues[qi].timestamps.removeFirst(group.queues[qi].head)
+            group.queues[qi].head = 0
+        }
+        consumedOffsets[group.queues[qi].topicPartition] = record.offset + 1
+        context.topic = record.topic
+        context.partition = record.partition
+        context.offset = record.offset
+        context.timestamp = timestamp
+        context.headers = record.headers
+        if timestamp > context.streamTime { context.streamTime = timestamp }
+        context.metrics.processedRecords += 1
+        try group.queues[qi].source.processRaw(record)
+        if !context.schedules.isEmpty { try punctuate(.streamTime, now: context.streamTime) }
+        return true
+    }
+
+    /// Processes until no buffered record is left (or, with `requireAllPartitions`, until a
+    /// partition runs dry). Returns the number processed.
+    @discardableResult
+    func processAll(requireAllPartitions: Bool = false) throws -> Int {
+        var n = 0
+        while try process(requireAllPartitions: requireAllPartitions) { n += 1 }
+        return n
+    }
+
+    /// Sets the wall clock and runs due wall-clock punctuators.
+    func advanceWallClock(to now: Int64) throws {
+        context.wallClockTime = now
+        if !context.schedules.isEmpty { try punctuate(.wallClockTime, now: now) }
+    }
+
+    /// Runs every punctuator of `type` whose time has come (at most once per call, as Kafka does).
+    private func punctuate(_ type: PunctuationType, now: Timestamp) throws {
+        guard now != .min else { return }
+        context.schedules.removeAll { $0.cancellable.isCancelled }
+        for schedule in context.schedules where schedule.type == type && !schedule.cancellable.isCancelled {
+            guard now >= schedule.next else { continue }
+            if schedule.next == .min {
+                schedule.next = now + schedule.interval
+            } else {
+                schedule.next += schedule.interval
+                if now >= schedule.next {
+                    schedule.next = now + schedule.interval - (now - schedule.next) % schedule.interval
+                }
+            }
+            let saved = (context.topic, context.partition, context.offset, context.timestamp, context.headers)
+            context.topic = nil
+            context.partition = -1
+            context.offset = -1
+            context.timestamp = now
+            context.headers = []
+            defer {
+                (context.topic, context.partition, context.offset, context.timestamp, context.headers) = saved
+            }
+            try schedule.callback(now)
+        }
+    }
+
+    /// Flushes the task's stores.
+    func flush() throws {
+        for store in stores.values { try store.flush() }
+    }
+
+    /// Closes nodes and stores. `running/created -> closed`; closing twice is a no-op.
+    func close() {
+        guard state != .closed else { return }
+        for node in nodes { node.close() }
+        for store in stores.values { store.close() }
+        state = .closed
+    }
+}
