@@ -7,7 +7,8 @@ import Foundation
 /// not a test.
 ///
 /// Work (defaults): 1,000,000 keys of 16 bytes with 100-byte values put in commits of 1,000;
-/// 1,000,000 random gets; 20,000 range scans of 50 entries; restoring a 1,000,000-record
+/// 1,000,000 random gets; 20,000 range scans of 50 entries (returning arrays with `forEach`, and
+/// lending bytes with `forEachBorrowed`, which is the raw side's work); restoring a 1,000,000-record
 /// changelog. Each phase runs `--rounds` times alternating raw and Eddy; the best round counts.
 ///
 /// Arguments: `--records N`, `--rounds N`, `--directory PATH` (default: a temporary directory).
@@ -115,6 +116,18 @@ public enum StateBenchmark {
                 }
             }
             note("range scans (\(scanLength) entries)", raw: nil, eddy: Double(scanCount * scanLength) / eddyScan)
+            let eddyBorrowedScan = try seconds {
+                for start in scanStarts {
+                    var entries = 0
+                    try store.forEachBorrowed(from: start, to: nil, reverse: false) { key, value in
+                        touched &+= key.count + value.count + Int(key[0])
+                        entries += 1
+                        return entries < scanLength
+                    }
+                }
+            }
+            note("range scans, borrowed bytes", raw: Double(scanCount * scanLength) / rawScan,
+                 eddy: Double(scanCount * scanLength) / eddyBorrowedScan)
 
             // Restoration of a changelog into a fresh logged store.
             let changelog = TopicPartition("bench-restore-changelog", 0)
@@ -131,7 +144,8 @@ public enum StateBenchmark {
 
         print("")
         print("phase                            raw RocksDB rec/s    Eddy rec/s    Eddy/raw")
-        for phase in ["puts (commits of 1,000)", "random gets", "range scans (\(scanLength) entries)", "restore (changelog -> store)"] {
+        for phase in ["puts (commits of 1,000)", "random gets", "range scans (\(scanLength) entries)",
+                      "range scans, borrowed bytes", "restore (changelog -> store)"] {
             let figures = best[phase]!
             print(phase.padding(toLength: 32, withPad: " ", startingAt: 0)
                   + String(format: "%18.0f  %12.0f  %9.1f%%", figures.raw, figures.eddy, 100 * figures.eddy / figures.raw))

@@ -112,8 +112,17 @@ final class RocksDBOptions {
         let table = rocksdb_block_based_options_create()!
         rocksdb_block_based_options_set_block_cache(table, cache)
         rocksdb_block_based_options_set_block_size(table, configuration.blockSizeBytes)
+        // Index and filter blocks are charged to the shared cache (bounded memory), kept at high
+        // priority, and partitioned so that a miss reloads one small partition, not a whole
+        // file's filter: without this, random reads on a cache smaller than the data thrash
+        // multi-megabyte filter blocks in and out of the cache (Kafka Streams' bounded-memory recipe).
         rocksdb_block_based_options_set_cache_index_and_filter_blocks(table, 1)
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(table, 1)
         rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(table, 1)
+        rocksdb_block_based_options_set_pin_top_level_index_and_filter(table, 1)
+        rocksdb_block_based_options_set_index_type(table, Int32(rocksdb_block_based_table_index_type_two_level_index_search))
+        rocksdb_block_based_options_set_partition_filters(table, 1)
+        rocksdb_block_based_options_set_metadata_block_size(table, 4_096)
         if configuration.bloomFilterBitsPerKey > 0 {
             rocksdb_block_based_options_set_filter_policy(
                 table, rocksdb_filterpolicy_create_bloom_full(configuration.bloomFilterBitsPerKey))
