@@ -135,9 +135,19 @@ final class RocksDBEngine: StoreEngine {
 
     func approximateCount() throws -> Int { try handle.estimatedKeyCount(family) }
 
+    /// Writes the batch sorted by key, keeping only the last change per key (the batch is atomic,
+    /// so only its final state matters). Sorted inserts let RocksDB's skip-list memtable reuse its
+    /// insertion splice instead of searching from the top for every random key, which makes
+    /// restoration several times faster than inserting in changelog order.
     func restore(_ changes: [KeyChange]) throws {
+        let order = changes.indices.sorted { a, b in
+            let c = ByteKeys.compare(changes[a].key, changes[b].key)
+            return c < 0 || (c == 0 && a < b)
+        }
         let batch = RocksDBWriteBatch()
-        for change in changes {
+        for (position, index) in order.enumerated() {
+            if position + 1 < order.count, changes[order[position + 1]].key == changes[index].key { continue }
+            let change = changes[index]
             if let value = change.value { batch.put(family, change.key, value) } else { batch.delete(family, change.key) }
         }
         try handle.write(batch, disableWAL: true)
