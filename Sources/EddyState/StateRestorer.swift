@@ -34,9 +34,11 @@ public struct RestoreProgress: Hashable, Sendable {
 /// commit (from the checkpoint), after a lost or corrupt state directory (from the beginning),
 /// or on demand (``rebuild(_:consumer:batchRecords:progress:)``).
 ///
-/// Records go straight into the engine in large batches (RocksDB: `WriteBatch`es with the
-/// write-ahead log disabled, one flush at the end); the checkpoint is written only after that
-/// flush, so a crash during a restore just restarts it. Runs on the calling thread.
+/// Records go straight into the engine in large batches, each sorted by key with only the last
+/// change per key kept (RocksDB: a batch of 10,000 keys or more is written as an SST file and
+/// ingested; smaller ones are `WriteBatch`es with the write-ahead log disabled; one flush at the
+/// end). The checkpoint is written only after that flush, so a crash during a restore just
+/// restarts it. Runs on the calling thread.
 ///
 /// ```swift
 /// let result = try StateRestorer.restore(store, consumer: consumer) { progress in
@@ -45,7 +47,7 @@ public struct RestoreProgress: Hashable, Sendable {
 /// ```
 public enum StateRestorer {
     /// Most records applied per engine batch by default.
-    public static let defaultBatchRecords = 50_000
+    public static let defaultBatchRecords = 100_000
     /// Largest allowed `batchRecords`.
     public static let maximumBatchRecords = 1_000_000
     /// A restore gives up with ``EddyError/Code/timeout`` after this many consecutive empty
