@@ -84,6 +84,8 @@ final class RocksDBEngine: StoreEngine {
     private var family: OpaquePointer
     private var registration: RocksDBEnvironment.Registration?
     private let onClose: () -> Void
+    /// True between the first restore batch and ``finishRestore(metadata:)``.
+    private var restoring = false
 
     init(name: String, handle: RocksDBHandle, environment: RocksDBEnvironment, onClose: @escaping () -> Void) throws {
         self.name = name
@@ -155,6 +157,13 @@ final class RocksDBEngine: StoreEngine {
             if position + 1 < order.count, changes[order[position + 1]].key == changes[index].key { continue }
             sorted.append(changes[index])
         }
+        if !restoring {
+            // Bulk-load mode: compactions wait until the restore is done instead of competing
+            // with it (RocksDB's PrepareForBulkLoad does the same). Not persisted: a reopen
+            // starts with compactions on.
+            try handle.setOptions(family, ["disable_auto_compactions": "true"])
+            restoring = true
+        }
         if sorted.count >= Self.ingestionThreshold {
             try handle.ingest(family, sortedChanges: sorted)
             return
@@ -167,6 +176,10 @@ final class RocksDBEngine: StoreEngine {
     }
 
     func finishRestore(metadata: [String: Int64]) throws {
+        if restoring {
+            try handle.setOptions(family, ["disable_auto_compactions": "false"])
+            restoring = false
+        }
         try handle.flush(family)
         let batch = RocksDBWriteBatch()
         for (field, value) in metadata { batch.put(handle.metadataFamily, metadataKey(field), Self.encode(value)) }
