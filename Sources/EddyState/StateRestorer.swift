@@ -55,7 +55,8 @@ public enum StateRestorer {
     public static let maximumEmptyPolls = 100
 
     /// Replays `store`'s changelog from its checkpoint (the beginning when it has none) to the
-    /// end offset `consumer` reports, then records the new checkpoint.
+    /// end offset `consumer` reports, then records the new checkpoint. A checkpoint beyond the
+    /// end offset (a recreated changelog topic) empties the store and replays from the beginning.
     ///
     /// `consumer` is assigned the changelog partition (replacing its assignment) and should
     /// read committed data. Throws ``EddyError/Code/invalidArgument`` for an unlogged store or a
@@ -70,7 +71,13 @@ public enum StateRestorer {
         let beginning = try consumer.beginningOffsets([changelog])[changelog] ?? 0
         let end = try consumer.endOffsets([changelog])[changelog] ?? 0
         var start = max(restorable.core.checkpoint ?? beginning, beginning)
-        if start > end { start = beginning }  // the changelog was recreated: replay all of it
+        if start > end {
+            // The checkpoint is past the changelog's end: the topic was deleted and recreated,
+            // so the store's data belongs to another history. Start over from empty.
+            try restorable.core.clear()
+            try restorable.reloadAfterRestore()
+            start = beginning
+        }
         let clock = ContinuousClock()
         let began = clock.now
         var report = RestoreProgress(store: store.name, changelog: changelog, startOffset: start, endOffset: end,

@@ -164,6 +164,22 @@ struct StateRestorerTests {
         }
     }
 
+    @Test("a checkpoint beyond the changelog's end empties the store before replaying", arguments: Implementation.allCases)
+    func recreatedChangelog(_ implementation: Implementation) throws {
+        let fixture = try StoreFixture(implementation)
+        let old = FakeLog(), recreated = FakeLog()
+        let store = try fixture.keyValueStore(changelog: changelog)
+        for i in 0..<5 { try store.put(bytes("old\(i)"), bytes("x")) }
+        try store.commit(flushing: old.makeProducer())
+        #expect(store.checkpoint == 5)
+        let writer = try InMemoryKeyValueStore(name: "kv", changelog: changelog)
+        try writer.put(bytes("new"), bytes("y"))
+        try writer.commit(flushing: recreated.makeProducer())
+        try StateRestorer.restore(store, consumer: recreated.makeConsumer())
+        #expect(try store.all().map { text($0.key) } == ["new"])
+        #expect(store.checkpoint == 1)
+    }
+
     @Test("unlogged stores and stores with uncommitted changes cannot be restored")
     func refusals() throws {
         let log = FakeLog()
