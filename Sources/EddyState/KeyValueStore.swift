@@ -24,6 +24,11 @@ public protocol KeyValueStore: StateStore {
     /// Visits the entries with `from <= key < to` (`nil`: unbounded) in ascending or, with
     /// `reverse`, descending key order until `body` returns false.
     func forEach(from: [UInt8]?, to: [UInt8]?, reverse: Bool, _ body: (KeyValue) throws -> Bool) throws
+    /// ``forEach(from:to:reverse:_:)`` without copies: `body` borrows each key and value, which
+    /// are valid only during that call (copy what you keep). Saves two allocations per entry
+    /// for scans that only inspect or decode entries.
+    func forEachBorrowed(from: [UInt8]?, to: [UInt8]?, reverse: Bool,
+                         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws
     /// An estimate of the number of keys, uncommitted changes included: exact for the in-memory
     /// store; RocksDB's `rocksdb.estimate-num-keys` adjusted by the write buffer for RocksDB.
     func approximateCount() throws -> Int
@@ -85,6 +90,11 @@ final class KeyValueLogic {
 
     func forEach(from: [UInt8]?, to: [UInt8]?, reverse: Bool, _ body: (KeyValue) throws -> Bool) throws {
         try core.scan(from: from, to: to, reverse: reverse) { key, value in try body(KeyValue(key: key, value: value)) }
+    }
+
+    func forEachBorrowed(from: [UInt8]?, to: [UInt8]?, reverse: Bool,
+                         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try core.scanBorrowed(from: from, to: to, reverse: reverse, body)
     }
 
     func approximateCount() throws -> Int {

@@ -53,8 +53,7 @@ public struct RocksDBConfiguration: Sendable {
     public var syncWrites: Bool
     /// Escape hatch: any RocksDB options string (`"key=value;key=value"`, as
     /// `rocksdb_get_options_from_string` reads it), applied last, over the settings above.
-    /// A bad string fails ``RocksDBEnvironment/init(configuration:log:)``-opened databases with
-    /// ``EddyError/Code/invalidArgument``.
+    /// A bad string makes opening a ``TaskStateDirectory`` throw ``EddyError/Code/invalidArgument``.
     public var options: String
 
     public init(blockCacheBytes: Int = 64 << 20, writeBufferBytes: Int = 64 << 20,

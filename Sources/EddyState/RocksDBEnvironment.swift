@@ -17,7 +17,11 @@ import Foundation
 /// guard every database also gets `db_write_buffer_size = writeBufferBytes`.
 public final class RocksDBEnvironment: @unchecked Sendable {
     // @unchecked Sendable: the cache pointer is immutable after init and RocksDB's cache is
-    // thread-safe; the mutable registry is guarded by `lock`.
+    // thread-safe. The registry is touched only under `lock`. Registrations hold other tasks'
+    // (thread-confined) handles, but only to call `rocksdb_set_options_cf`, which RocksDB makes
+    // thread-safe; a task unregisters a column family (taking the lock, so waiting out any
+    // resize in progress) before it drops it or closes its database, so a resize never uses a
+    // closed handle.
 
     /// The settings every database of this worker opens with.
     public let configuration: RocksDBConfiguration

@@ -30,6 +30,10 @@ public final class RocksDBKeyValueStore: KeyValueStore, RestorableStore {
     public func forEach(from: [UInt8]?, to: [UInt8]?, reverse: Bool = false, _ body: (KeyValue) throws -> Bool) throws {
         try logic.forEach(from: from, to: to, reverse: reverse, body)
     }
+    public func forEachBorrowed(from: [UInt8]?, to: [UInt8]?, reverse: Bool = false,
+                                _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try logic.forEachBorrowed(from: from, to: to, reverse: reverse, body)
+    }
     public func approximateCount() throws -> Int { try logic.approximateCount() }
 
     var core: StoreCore { logic.core }

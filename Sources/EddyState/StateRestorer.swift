@@ -34,9 +34,11 @@ public struct RestoreProgress: Hashable, Sendable {
 /// commit (from the checkpoint), after a lost or corrupt state directory (from the beginning),
 /// or on demand (``rebuild(_:consumer:batchRecords:progress:)``).
 ///
-/// Records go straight into the engine in large batches (RocksDB: `WriteBatch`es with the
-/// write-ahead log disabled, one flush at the end); the checkpoint is written only after that
-/// flush, so a crash during a restore just restarts it. Runs on the calling thread.
+/// Records go straight into the engine in large batches, each sorted by key with only the last
+/// change per key kept (RocksDB: a batch of 10,000 keys or more is written as an SST file and
+/// ingested; smaller ones are `WriteBatch`es with the write-ahead log disabled; one flush at the
+/// end). The checkpoint is written only after that flush, so a crash during a restore just
+/// restarts it. Runs on the calling thread.
 ///
 /// ```swift
 /// let result = try StateRestorer.restore(store, consumer: consumer) { progress in
@@ -45,7 +47,7 @@ public struct RestoreProgress: Hashable, Sendable {
 /// ```
 public enum StateRestorer {
     /// Most records applied per engine batch by default.
-    public static let defaultBatchRecords = 50_000
+    public static let defaultBatchRecords = 100_000
     /// Largest allowed `batchRecords`.
     public static let maximumBatchRecords = 1_000_000
     /// A restore gives up with ``EddyError/Code/timeout`` after this many consecutive empty
@@ -53,7 +55,8 @@ public enum StateRestorer {
     public static let maximumEmptyPolls = 100
 
     /// Replays `store`'s changelog from its checkpoint (the beginning when it has none) to the
-    /// end offset `consumer` reports, then records the new checkpoint.
+    /// end offset `consumer` reports, then records the new checkpoint. A checkpoint beyond the
+    /// end offset (a recreated changelog topic) empties the store and replays from the beginning.
     ///
     /// `consumer` is assigned the changelog partition (replacing its assignment) and should
     /// read committed data. Throws ``EddyError/Code/invalidArgument`` for an unlogged store or a
@@ -68,7 +71,13 @@ public enum StateRestorer {
         let beginning = try consumer.beginningOffsets([changelog])[changelog] ?? 0
         let end = try consumer.endOffsets([changelog])[changelog] ?? 0
         var start = max(restorable.core.checkpoint ?? beginning, beginning)
-        if start > end { start = beginning }  // the changelog was recreated: replay all of it
+        if start > end {
+            // The checkpoint is past the changelog's end: the topic was deleted and recreated,
+            // so the store's data belongs to another history. Start over from empty.
+            try restorable.core.clear()
+            try restorable.reloadAfterRestore()
+            start = beginning
+        }
         let clock = ContinuousClock()
         let began = clock.now
         var report = RestoreProgress(store: store.name, changelog: changelog, startOffset: start, endOffset: end,

@@ -99,39 +99,45 @@ final class StoreCore {
     /// Visits [from, to) with uncommitted changes merged in: a buffered value replaces the
     /// committed one, a buffered delete hides it.
     func scan(from: [UInt8]?, to: [UInt8]?, reverse: Bool, _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        try scanBorrowed(from: from, to: to, reverse: reverse) { key, value in try body([UInt8](key), [UInt8](value)) }
+    }
+
+    /// ``scan(from:to:reverse:_:)`` lending the bytes: valid only during the call to `body`.
+    func scanBorrowed(from: [UInt8]?, to: [UInt8]?, reverse: Bool,
+                      _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         try requireOpen()
         if buffer.isEmpty {
-            try engine.scan(from: from, to: to, reverse: reverse) { key, value in
-                try body([UInt8](key), [UInt8](value))
-            }
+            try engine.scan(from: from, to: to, reverse: reverse, body)
             return
         }
         let pending = buffer.entries(from: from, to: to, reverse: reverse)
         var next = 0
         var stopped = false
+        // Emits a buffered entry (skipping deletes); false when `body` asks to stop.
+        func emit(_ entry: SortedByteMap<[UInt8]?>.Entry) throws -> Bool {
+            guard let value = entry.value else { return true }
+            return try entry.key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try body(k, v) } }
+        }
         try engine.scan(from: from, to: to, reverse: reverse) { keyBuffer, valueBuffer in
             let keyBytes = keyBuffer.bindMemory(to: UInt8.self)
             while next < pending.count {
                 let order = pending[next].key.withUnsafeBufferPointer { ByteKeys.compare($0, keyBytes) }
                 if order == 0 {
-                    let entry = pending[next]
                     next += 1
-                    if let value = entry.value, try !body(entry.key, value) { stopped = true; return false }
+                    if try !emit(pending[next - 1]) { stopped = true; return false }
                     return true
                 }
                 guard reverse ? order > 0 : order < 0 else { break }
-                let entry = pending[next]
                 next += 1
-                if let value = entry.value, try !body(entry.key, value) { stopped = true; return false }
+                if try !emit(pending[next - 1]) { stopped = true; return false }
             }
-            if try !body([UInt8](keyBuffer), [UInt8](valueBuffer)) { stopped = true; return false }
+            if try !body(keyBuffer, valueBuffer) { stopped = true; return false }
             return true
         }
         guard !stopped else { return }
         while next < pending.count {
-            let entry = pending[next]
             next += 1
-            if let value = entry.value, try !body(entry.key, value) { return }
+            if try !emit(pending[next - 1]) { return }
         }
     }
 

@@ -9,25 +9,34 @@ import EddyCore
 /// try counts.put("apples", 3)
 /// ```
 public struct TypedKeyValueStore<Key, Value> {
+    /// The underlying byte store.
     public let store: any KeyValueStore
+    /// Turns keys into bytes and back.
     public let keySerde: any Serde<Key>
+    /// Turns values into bytes and back.
     public let valueSerde: any Serde<Value>
 
+    /// A view of `store` through the serdes. Serde errors (``EddyError/Code/serialization``)
+    /// pass through every call unchanged.
     public init(_ store: any KeyValueStore, keySerde: any Serde<Key>, valueSerde: any Serde<Value>) {
         self.store = store
         self.keySerde = keySerde
         self.valueSerde = valueSerde
     }
 
+    /// ``KeyValueStore/get(_:)`` through the serdes.
     public func get(_ key: Key) throws -> Value? {
         try store.get(keySerde.serialize(key)).map(valueSerde.deserialize)
     }
+    /// ``KeyValueStore/put(_:_:)`` through the serdes.
     public func put(_ key: Key, _ value: Value) throws {
         try store.put(keySerde.serialize(key), valueSerde.serialize(value))
     }
+    /// ``KeyValueStore/delete(_:)`` through the serdes.
     @discardableResult public func delete(_ key: Key) throws -> Value? {
         try store.delete(keySerde.serialize(key)).map(valueSerde.deserialize)
     }
+    /// ``KeyValueStore/putIfAbsent(_:_:)`` through the serdes.
     @discardableResult public func putIfAbsent(_ key: Key, _ value: Value) throws -> Value? {
         try store.putIfAbsent(keySerde.serialize(key), valueSerde.serialize(value)).map(valueSerde.deserialize)
     }
@@ -47,19 +56,25 @@ public struct TypedKeyValueStore<Key, Value> {
 
 /// A typed view of a ``WindowStore`` through serdes.
 public struct TypedWindowStore<Key, Value> {
+    /// The underlying byte store.
     public let store: any WindowStore
+    /// Turns keys into bytes and back.
     public let keySerde: any Serde<Key>
+    /// Turns values into bytes and back.
     public let valueSerde: any Serde<Value>
 
+    /// A view of `store` through the serdes.
     public init(_ store: any WindowStore, keySerde: any Serde<Key>, valueSerde: any Serde<Value>) {
         self.store = store
         self.keySerde = keySerde
         self.valueSerde = valueSerde
     }
 
+    /// ``WindowStore/put(_:windowStart:value:)`` through the serdes.
     public func put(_ key: Key, windowStart: Timestamp, value: Value?) throws {
         try store.put(keySerde.serialize(key), windowStart: windowStart, value: value.map(valueSerde.serialize))
     }
+    /// ``WindowStore/fetch(_:windowStart:)`` through the serdes.
     public func fetch(_ key: Key, windowStart: Timestamp) throws -> Value? {
         try store.fetch(keySerde.serialize(key), windowStart: windowStart).map(valueSerde.deserialize)
     }

@@ -68,6 +68,9 @@ public final class _RawRocksDBBaseline {
 
     /// `rocksdb_flush_cf`.
     public func flush() throws { try handle.flush(family) }
+
+    /// `rocksdb_close`, which waits for background flushes and compactions. Idempotent.
+    public func close() { handle.close() }
 }
 
 extension RocksDBHandle {

@@ -13,13 +13,12 @@ final class FakeLog: @unchecked Sendable {
     func append(_ record: ProducerRecord) -> RecordMetadata {
         lock.withLock {
             let partition = TopicPartition(record.topic, record.partition ?? 0)
-            var records = partitions[partition] ?? []
-            let offset = Offset(records.count)
+            let offset = Offset(partitions[partition]?.count ?? 0)
             let timestamp = record.timestamp ?? 0
-            records.append(ConsumerRecord(topic: record.topic, partition: partition.partition, offset: offset,
-                                          timestamp: timestamp, key: record.key, value: record.value,
-                                          headers: record.headers))
-            partitions[partition] = records
+            // Appended in place: copying the array out and back would make appends O(n).
+            partitions[partition, default: []].append(
+                ConsumerRecord(topic: record.topic, partition: partition.partition, offset: offset,
+                               timestamp: timestamp, key: record.key, value: record.value, headers: record.headers))
             return RecordMetadata(topicPartition: partition, offset: offset, timestamp: timestamp)
         }
     }

@@ -122,6 +122,12 @@ struct KeyValueStoreConformanceTests {
         #expect(try keys(store.range(from: bytes("c"), to: bytes("h"))) == ["d", "g"])
         #expect(try keys(store.reverseRange(from: bytes("c"), to: bytes("h"))) == ["g", "d"])
         #expect(try keys(store.range(from: bytes("a"), to: bytes("zz"), limit: 3)) == ["a", "b", "d"])
+        var borrowed: [String] = []
+        try store.forEachBorrowed(from: bytes("b"), to: nil, reverse: true) { key, value in
+            borrowed.append(String(decoding: key, as: UTF8.self) + "=" + String(decoding: value, as: UTF8.self))
+            return borrowed.count < 4
+        }
+        #expect(borrowed == ["z=new-z", "h=v-h", "g=new-g", "d=new-d"])
         #expect(try keys(store.reverseRange(from: bytes("a"), to: bytes("zz"), limit: 3)) == ["z", "h", "g"])
         try store.commit()
         #expect(!store.hasUncommittedChanges)

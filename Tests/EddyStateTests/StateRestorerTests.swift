@@ -74,6 +74,33 @@ struct StateRestorerTests {
         #expect(store.checkpoint == log.endOffset(changelog))
     }
 
+    @Test("large restore batches are bulk-loaded and match the changelog, also after a reopen")
+    func bulkLoadedRestore() throws {
+        let log = FakeLog()
+        let producer = log.makeProducer()
+        let source = try InMemoryKeyValueStore(name: "kv", changelog: changelog)
+        for round in 0..<3 {
+            for i in 0..<25_000 { try source.put(bytes(String(format: "key-%06d", (i * 7_919 + round) % 40_000)), bytes("r\(round)-\(i)")) }
+            for i in stride(from: round, to: 40_000, by: 11) { try source.delete(bytes(String(format: "key-%06d", i))) }
+            try source.commit(flushing: producer)
+        }
+        let fixture = try StoreFixture(.rocksDB)
+        var store = try fixture.keyValueStore(changelog: changelog)
+        try store.put(bytes("key-000001"), bytes("committed before the restore"))
+        try store.put(bytes("zzz"), bytes("not in the changelog, kept"))
+        try store.commit(flushing: FakeLog().makeProducer())
+        try StateRestorer.restore(store, consumer: log.makeConsumer(), batchRecords: 30_000)
+        var expected = try source.all()
+        expected.append(KeyValue(key: bytes("zzz"), value: bytes("not in the changelog, kept")))
+        #expect(try store.all() == expected)
+        store.close()
+        try fixture.reopen()
+        store = try fixture.keyValueStore(changelog: changelog)
+        #expect(store.checkpoint == log.endOffset(changelog))
+        #expect(try store.all() == expected)
+        #expect(try store.get(bytes("key-000001")) == source.get(bytes("key-000001")))
+    }
+
     @Test("rebuild empties the store and restores it from the beginning", arguments: Implementation.allCases)
     func rebuildFromEmpty(_ implementation: Implementation) throws {
         let fixture = try StoreFixture(implementation)
@@ -135,6 +162,22 @@ struct StateRestorerTests {
         for user in 0..<7 {
             #expect(try store.fetch(bytes("user\(user)")) == source.fetch(bytes("user\(user)")))
         }
+    }
+
+    @Test("a checkpoint beyond the changelog's end empties the store before replaying", arguments: Implementation.allCases)
+    func recreatedChangelog(_ implementation: Implementation) throws {
+        let fixture = try StoreFixture(implementation)
+        let old = FakeLog(), recreated = FakeLog()
+        let store = try fixture.keyValueStore(changelog: changelog)
+        for i in 0..<5 { try store.put(bytes("old\(i)"), bytes("x")) }
+        try store.commit(flushing: old.makeProducer())
+        #expect(store.checkpoint == 5)
+        let writer = try InMemoryKeyValueStore(name: "kv", changelog: changelog)
+        try writer.put(bytes("new"), bytes("y"))
+        try writer.commit(flushing: recreated.makeProducer())
+        try StateRestorer.restore(store, consumer: recreated.makeConsumer())
+        #expect(try store.all().map { text($0.key) } == ["new"])
+        #expect(store.checkpoint == 1)
     }
 
     @Test("unlogged stores and stores with uncommitted changes cannot be restored")
