@@ -6,7 +6,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Run a benchmark and print its figures.",
-        subcommands: [Log.self])
+        subcommands: [Log.self, State.self])
 
     struct Log: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -17,5 +17,13 @@ struct BenchCommand: ParsableCommand {
         func run() throws {
             try LogBenchmark.run(.init(directory: directory, smallRecords: records, syncedRecords: syncedRecords))
         }
+    }
+
+    struct State: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "State stores: Eddy's RocksDB key-value store vs the raw RocksDB C API, and changelog restoration.",
+            discussion: "Options are passed through: --keys N --rounds N --directory DIR --value-bytes N.")
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() throws { try StateBenchmark.run(arguments: arguments) }
     }
 }
