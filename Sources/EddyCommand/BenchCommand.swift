@@ -22,7 +22,7 @@ struct BenchCommand: ParsableCommand {
     struct State: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "State stores: Eddy's RocksDB key-value store vs the raw RocksDB C API, and changelog restoration.",
-            discussion: "Options are passed through: --keys N --rounds N --directory DIR --value-bytes N.")
+            discussion: "Options are passed through: --records N (default 1,000,000), --rounds N, --directory DIR.")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
         func run() throws { try StateBenchmark.run(arguments: arguments) }
     }
