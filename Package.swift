@@ -12,10 +12,13 @@ let package = Package(
     products: [
         .library(name: "EddyCore", targets: ["EddyCore"]),
         .library(name: "EddyLog", targets: ["EddyLog"]),
+        .library(name: "EddySchema", targets: ["EddySchema"]),
+        .library(name: "EddySchemaServer", targets: ["EddySchemaServer"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // C code of our own: CRC32C with the CPU's crc32 instruction. Imported by EddyCore alone.
@@ -29,16 +32,28 @@ let package = Package(
         .target(name: "EddyCore", dependencies: ["CCRC32C"], swiftSettings: strict),
         .target(name: "EddyLog", dependencies: ["EddyCore", "CZstd", "CLZ4"], swiftSettings: strict),
 
+        // Avro / Protobuf / JSON Schema, the registry and its compatibility rules. No server code.
+        .target(name: "EddySchema", dependencies: ["EddyCore"], swiftSettings: strict),
+        // The registry's REST API (Confluent-compatible) on Hummingbird.
+        .target(
+            name: "EddySchemaServer",
+            dependencies: [
+                "EddyCore", "EddySchema",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+
         .target(
             name: "EddyBenchmarks",
-            dependencies: ["EddyCore", "EddyLog"],
+            dependencies: ["EddyCore", "EddyLog", "EddySchema"],
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "EddyCommand",
             dependencies: [
-                "EddyCore", "EddyLog", "EddyBenchmarks",
+                "EddyCore", "EddyLog", "EddyBenchmarks", "EddySchema", "EddySchemaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -48,6 +63,16 @@ let package = Package(
 
         .testTarget(name: "EddyCoreTests", dependencies: ["EddyCore"], swiftSettings: strict),
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
+        .testTarget(
+            name: "EddySchemaTests",
+            dependencies: [
+                "EddyCore", "EddySchema", "EddySchemaServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            resources: [.copy("Resources")],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

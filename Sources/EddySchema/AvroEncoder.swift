@@ -1,0 +1,572 @@
+import EddyCore
+import Foundation
+
+/// Encodes `Encodable` Swift values straight to Avro binary, driven by a schema (no
+/// intermediate generic value).
+///
+/// Mapping: structs and classes to records (properties matched to fields by name; the synthesized
+/// `encode(to:)` writes them in declaration order, which should follow the schema's field order;
+/// a property for a field *before* one already written is refused), `Optional` to a union with
+/// `null`, fields the value leaves out (`nil` optionals) to `null` or the field's default,
+/// `[T]` to arrays, `[String: T]` to maps, `String` to strings, enum symbols and `uuid`,
+/// integers and floating-point numbers to int/long/float/double (range-checked), `[UInt8]` and
+/// `Data` to bytes/fixed, `Date` to `timestamp-millis`/`timestamp-micros`/`date`, `UUID` to
+/// `uuid` strings. Values that do not match the schema throw ``EddyError/Code/serialization``
+/// naming the coding path.
+///
+/// An encoder is a cheap value; it may be used from any thread (each call has its own state).
+///
+/// ```swift
+/// struct User: Codable { var id: Int64; var name: String; var email: String? }
+/// let bytes = try AvroEncoder(schema: schema).encode(User(id: 1, name: "Ada", email: nil))
+/// ```
+public struct AvroEncoder: Sendable {
+    public let schema: AvroSchema
+
+    public init(schema: AvroSchema) { self.schema = schema }
+
+    /// Encodes `value` as one Avro datum of ``schema``.
+    public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        try encode(value, appendingTo: &bytes)
+        return bytes
+    }
+
+    /// Appends the encoding of `value` to `bytes`.
+    public func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
+        let state = AvroEncodingState(nodes: schema.nodes)
+        swap(&state.writer.bytes, &bytes)
+        defer { swap(&state.writer.bytes, &bytes) }
+        do {
+            try state.encodeValue(value, node: schema.root, codingPath: [], depth: 0)
+        } catch let error as EddyError {
+            throw error
+        } catch {
+            throw EddyError(.serialization, "Avro encoding failed: \(error)")
+        }
+    }
+}
+
+/// Shared state of one encoding call.
+final class AvroEncodingState {
+    var writer = AvroWriter(capacity: 0)
+    let nodes: [AvroNode]
+
+    init(nodes: [AvroNode]) { self.nodes = nodes }
+
+    func fail(_ path: [any CodingKey], _ message: String) -> EddyError {
+        let where_ = path.isEmpty ? "the value" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return EddyError(.serialization, "\(where_): \(message)")
+    }
+
+    /// Picks the branch of a union for a non-null value: the only non-null branch, else the
+    /// first branch that accepts the value (tried on a scratch buffer).
+    func encodeValue<T: Encodable>(_ value: T, node: Int, codingPath: [any CodingKey], depth: Int) throws {
+        guard depth < AvroLimits.maximumValueDepth else { throw fail(codingPath, "nested deeper than \(AvroLimits.maximumValueDepth) (AvroLimits.maximumValueDepth)") }
+        switch nodes[node] {
+        case .union(let branches):
+            let nonNull = branches.indices.filter { if case .null = nodes[branches[$0]] { return false } else { return true } }
+            if nonNull.count == 1 {
+                writer.writeLong(Int64(nonNull[0]))
+                try encodeValue(value, node: branches[nonNull[0]], codingPath: codingPath, depth: depth + 1)
+                return
+            }
+            let start = writer.bytes.count
+            var lastError: (any Error)?
+            for i in branches.indices {
+                writer.writeLong(Int64(i))
+                do {
+                    try encodeValue(value, node: branches[i], codingPath: codingPath, depth: depth + 1)
+                    return
+                } catch {
+                    lastError = error
+                    writer.bytes.removeSubrange(start...)
+                }
+            }
+            throw lastError ?? fail(codingPath, "no union branch accepts the value")
+        case .bytes, .fixed:
+            if let b = value as? [UInt8] { try encodeBytes(b, node: node, codingPath: codingPath); return }
+            if let d = value as? Data { try encodeBytes(Array(d), node: node, codingPath: codingPath); return }
+        case .long(let logical):
+            if let date = value as? Date {
+                switch logical {
+                case .timestampMicros, .localTimestampMicros: writer.writeLong(Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
+                default: writer.writeLong(Int64((date.timeIntervalSince1970 * 1000).rounded()))
+                }
+                return
+            }
+        case .int(.date):
+            if let date = value as? Date {
+                writer.writeLong(Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
+                return
+            }
+        case .string:
+            if let uuid = value as? UUID { writer.writeString(uuid.uuidString.lowercased()); return }
+        default: break
+        }
+        let encoder = _AvroEncoder(state: self, node: node, codingPath: codingPath, depth: depth)
+        try value.encode(to: encoder)
+        try encoder.finish()
+    }
+
+    /// Writes a primitive without an intermediate `Encoder`: resolves a union with one non-null
+    /// branch, then hands a single-value container for the branch to `body`. Returns false (and
+    /// writes nothing) for unions with several non-null branches, which take the generic path.
+    @inline(__always)
+    func encodePrimitive(node: Int, codingPath: [any CodingKey], key: any CodingKey, depth: Int, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws -> Bool {
+        var target = node
+        if case .union(let branches) = nodes[node] {
+            var chosen = -1
+            for i in branches.indices {
+                if case .null = nodes[branches[i]] { continue }
+                if chosen >= 0 { return false }
+                chosen = i
+            }
+            guard chosen >= 0 else { return false }
+            writer.writeLong(Int64(chosen))
+            target = branches[chosen]
+        }
+        var container = AvroSingleValueEncoding(state: self, nodeIndex: target, codingPath: codingPath, key: key, depth: depth)
+        try body(&container)
+        return true
+    }
+
+    func encodeBytes(_ b: [UInt8], node: Int, codingPath: [any CodingKey]) throws {
+        switch nodes[node] {
+        case .bytes: writer.writeBytes(b)
+        case .fixed(let name, let size, _):
+            guard b.count == size else { throw fail(codingPath, "fixed \(name.fullName) needs \(size) bytes, the value has \(b.count)") }
+            writer.bytes.append(contentsOf: b)
+        default: throw fail(codingPath, "bytes given for Avro type \(nodes[node].kindName)")
+        }
+    }
+
+    /// Writes what an absent field holds: `null` in a union with null, else the field's default.
+    func encodeAbsent(_ field: AvroField, record: String, codingPath: [any CodingKey]) throws {
+        if case .union(let branches) = nodes[field.type], let i = branches.firstIndex(where: { if case .null = nodes[$0] { true } else { false } }) {
+            writer.writeLong(Int64(i))
+            return
+        }
+        if let d = field.defaultValue {
+            try nodes.withUnsafeBufferPointer { try AvroSchema.encode(d, node: field.type, nodes: $0, into: &writer, depth: 0) }
+            return
+        }
+        throw fail(codingPath, "record \(record) needs field \"\(field.name)\", which the value does not provide (and it has no default)")
+    }
+}
+
+/// Finishes a container when the value that opened it is done.
+protocol AvroEncodingContainerFinisher: AnyObject {
+    func finish() throws
+}
+
+final class _AvroEncoder: Encoder {
+    let state: AvroEncodingState
+    let node: Int
+    let codingPath: [any CodingKey]
+    let depth: Int
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+    var pending: (any AvroEncodingContainerFinisher)?
+
+    init(state: AvroEncodingState, node: Int, codingPath: [any CodingKey], depth: Int) {
+        self.state = state
+        self.node = node
+        self.codingPath = codingPath
+        self.depth = depth
+    }
+
+    func finish() throws {
+        try pending?.finish()
+        pending = nil
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        switch state.nodes[node] {
+        case .record(let name, let fields, _):
+            let storage = AvroRecordEncoding(state: state, name: name.fullName, fields: fields, codingPath: codingPath, depth: depth)
+            pending = storage
+            return KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: storage))
+        case .map(let values):
+            let storage = AvroMapEncoding(state: state, valueNode: values, codingPath: codingPath, depth: depth)
+            pending = storage
+            return KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: storage))
+        default:
+            let storage = AvroFailingEncoding(error: state.fail(codingPath, "a keyed value (struct or dictionary) given for Avro type \(state.nodes[node].kindName)"))
+            pending = storage
+            return KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: storage))
+        }
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        if case .array(let items) = state.nodes[node] {
+            let storage = AvroArrayEncoding(state: state, itemNode: items, codingPath: codingPath, depth: depth)
+            pending = storage
+            return storage
+        }
+        let storage = AvroArrayEncoding(state: state, itemNode: node, codingPath: codingPath, depth: depth)
+        storage.error = state.fail(codingPath, "a list given for Avro type \(state.nodes[node].kindName)")
+        pending = storage
+        return storage
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        AvroSingleValueEncoding(encoder: self)
+    }
+}
+
+/// A keyed container's work, shared by records and maps (the container itself is a struct).
+protocol AvroKeyedEncodingStorage: AvroEncodingContainerFinisher {
+    var codingPath: [any CodingKey] { get }
+    func encodeNil(key: any CodingKey) throws
+    func encode<T: Encodable>(_ value: T, key: any CodingKey) throws
+    /// Encodes a primitive for `key` through a single-value container (no `Encoder` made).
+    func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws
+}
+
+final class AvroFailingEncoding: AvroKeyedEncodingStorage {
+    let error: EddyError
+    var codingPath: [any CodingKey] { [] }
+    init(error: EddyError) { self.error = error }
+    func finish() throws { throw error }
+    func encodeNil(key: any CodingKey) throws { throw error }
+    func encode<T: Encodable>(_ value: T, key: any CodingKey) throws { throw error }
+    func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws { throw error }
+}
+
+final class AvroRecordEncoding: AvroKeyedEncodingStorage {
+    let state: AvroEncodingState
+    let name: String
+    let fields: [AvroField]
+    let codingPath: [any CodingKey]
+    let depth: Int
+    var cursor = 0
+
+    init(state: AvroEncodingState, name: String, fields: [AvroField], codingPath: [any CodingKey], depth: Int) {
+        self.state = state
+        self.name = name
+        self.fields = fields
+        self.codingPath = codingPath
+        self.depth = depth
+    }
+
+    /// Moves to the field named `key`, filling skipped fields with null or their defaults.
+    func seek(_ key: any CodingKey) throws -> Int {
+        let name = key.stringValue
+        let index: Int
+        if cursor < fields.count, fields[cursor].name == name {
+            index = cursor
+        } else if let j = fields.firstIndex(where: { $0.name == name }) {
+            guard j >= cursor else {
+                throw state.fail(codingPath + [key], "field \"\(name)\" of \(self.name) is written after a later field or twice; encode properties in the schema's field order")
+            }
+            index = j
+        } else {
+            throw state.fail(codingPath + [key], "record \(self.name) has no field \"\(name)\"")
+        }
+        while cursor < index {
+            try state.encodeAbsent(fields[cursor], record: self.name, codingPath: codingPath)
+            cursor += 1
+        }
+        cursor = index + 1
+        return index
+    }
+
+    func encodeNil(key: any CodingKey) throws {
+        let i = try seek(key)
+        guard case .union(let branches) = state.nodes[fields[i].type],
+              let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else {
+            if case .null = state.nodes[fields[i].type] { return }
+            throw state.fail(codingPath + [key], "nil given for field \"\(fields[i].name)\", which is not nullable")
+        }
+        state.writer.writeLong(Int64(n))
+    }
+
+    func encode<T: Encodable>(_ value: T, key: any CodingKey) throws {
+        let i = try seek(key)
+        try state.encodeValue(value, node: fields[i].type, codingPath: codingPath + [key], depth: depth + 1)
+    }
+
+    func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
+        let i = try seek(key)
+        if try !state.encodePrimitive(node: fields[i].type, codingPath: codingPath, key: key, depth: depth + 1, body) {
+            try state.encodeValue(value, node: fields[i].type, codingPath: codingPath + [key], depth: depth + 1)
+        }
+    }
+
+    func finish() throws {
+        while cursor < fields.count {
+            try state.encodeAbsent(fields[cursor], record: name, codingPath: codingPath)
+            cursor += 1
+        }
+    }
+}
+
+/// Map entries are written to a scratch buffer, then as one block (the count comes first).
+final class AvroMapEncoding: AvroKeyedEncodingStorage {
+    let state: AvroEncodingState
+    let valueNode: Int
+    let codingPath: [any CodingKey]
+    let depth: Int
+    var count = 0
+    var buffer: [UInt8] = []
+
+    init(state: AvroEncodingState, valueNode: Int, codingPath: [any CodingKey], depth: Int) {
+        self.state = state
+        self.valueNode = valueNode
+        self.codingPath = codingPath
+        self.depth = depth
+    }
+
+    func entry(_ key: any CodingKey, _ body: () throws -> Void) throws {
+        swap(&buffer, &state.writer.bytes)
+        defer { swap(&buffer, &state.writer.bytes) }
+        state.writer.writeString(key.stringValue)
+        try body()
+        count += 1
+    }
+
+    func encodeNil(key: any CodingKey) throws {
+        try entry(key) {
+            guard case .union(let branches) = state.nodes[valueNode],
+                  let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else {
+                if case .null = state.nodes[valueNode] { return }
+                throw state.fail(codingPath + [key], "nil given for a map value that is not nullable")
+            }
+            state.writer.writeLong(Int64(n))
+        }
+    }
+
+    func encode<T: Encodable>(_ value: T, key: any CodingKey) throws {
+        try entry(key) { try state.encodeValue(value, node: valueNode, codingPath: codingPath + [key], depth: depth + 1) }
+    }
+
+    func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
+        try encode(value, key: key)
+    }
+
+    func finish() throws {
+        if count > 0 {
+            state.writer.writeLong(Int64(count))
+            state.writer.bytes.append(contentsOf: buffer)
+        }
+        state.writer.writeLong(0)
+    }
+}
+
+struct AvroKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let storage: any AvroKeyedEncodingStorage
+    var codingPath: [any CodingKey] { storage.codingPath }
+
+    mutating func encodeNil(forKey key: Key) throws { try storage.encodeNil(key: key) }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try storage.encode(value, key: key) }
+    mutating func encode(_ value: String, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encode(_ value: Double, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encode(_ value: Float, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encode(_ value: Int, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { try storage.encodePrimitive(value, key: key) { try $0.encode(value) } }
+    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+        KeyedEncodingContainer(AvroKeyedEncodingContainer<NestedKey>(storage: AvroFailingEncoding(
+            error: EddyError(.serialization, "nested containers are not supported by the Avro encoder; encode a nested Encodable value instead"))))
+    }
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let storage = AvroArrayEncoding(state: AvroEncodingState(nodes: []), itemNode: 0, codingPath: codingPath, depth: 0)
+        storage.error = EddyError(.serialization, "nested containers are not supported by the Avro encoder; encode a nested Encodable value instead")
+        return storage
+    }
+    mutating func superEncoder() -> any Encoder { AvroUnsupportedEncoder(codingPath: codingPath) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { AvroUnsupportedEncoder(codingPath: codingPath) }
+}
+
+/// Stands in where the Avro encoder cannot follow (super encoders); every container fails at finish.
+struct AvroUnsupportedEncoder: Encoder {
+    var codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: AvroFailingEncoding(error: EddyError(.serialization, "super encoders are not supported by the Avro encoder"))))
+    }
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let storage = AvroArrayEncoding(state: AvroEncodingState(nodes: []), itemNode: 0, codingPath: codingPath, depth: 0)
+        storage.error = EddyError(.serialization, "super encoders are not supported by the Avro encoder")
+        return storage
+    }
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        AvroSingleValueEncoding(encoder: _AvroEncoder(state: AvroEncodingState(nodes: [.null]), node: 0, codingPath: codingPath, depth: 0))
+    }
+}
+
+/// Array items go to a scratch buffer, then out as one block.
+final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroEncodingContainerFinisher {
+    let state: AvroEncodingState
+    let itemNode: Int
+    let codingPath: [any CodingKey]
+    let depth: Int
+    var count = 0
+    var buffer: [UInt8] = []
+    var error: EddyError?
+
+    init(state: AvroEncodingState, itemNode: Int, codingPath: [any CodingKey], depth: Int) {
+        self.state = state
+        self.itemNode = itemNode
+        self.codingPath = codingPath
+        self.depth = depth
+    }
+
+    struct Index: CodingKey {
+        var intValue: Int?
+        var stringValue: String { "\(intValue ?? 0)" }
+        init(_ i: Int) { intValue = i }
+        init?(stringValue: String) { return nil }
+        init?(intValue: Int) { self.intValue = intValue }
+    }
+
+    func item(_ body: () throws -> Void) throws {
+        if let error { throw error }
+        swap(&buffer, &state.writer.bytes)
+        defer { swap(&buffer, &state.writer.bytes) }
+        try body()
+        count += 1
+    }
+
+    func encodeNil() throws {
+        try item {
+            guard case .union(let branches) = state.nodes[itemNode],
+                  let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else {
+                if case .null = state.nodes[itemNode] { return }
+                throw state.fail(codingPath, "nil given for an array item that is not nullable")
+            }
+            state.writer.writeLong(Int64(n))
+        }
+    }
+
+    func encode<T: Encodable>(_ value: T) throws {
+        try item { try state.encodeValue(value, node: itemNode, codingPath: codingPath + [Index(count)], depth: depth + 1) }
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        error = EddyError(.serialization, "nested containers are not supported by the Avro encoder")
+        return KeyedEncodingContainer(AvroKeyedEncodingContainer<NestedKey>(storage: AvroFailingEncoding(error: error!)))
+    }
+    func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        error = EddyError(.serialization, "nested containers are not supported by the Avro encoder")
+        return self
+    }
+    func superEncoder() -> any Encoder { AvroUnsupportedEncoder(codingPath: codingPath) }
+
+    func finish() throws {
+        if let error { throw error }
+        if count > 0 {
+            state.writer.writeLong(Int64(count))
+            state.writer.bytes.append(contentsOf: buffer)
+        }
+        state.writer.writeLong(0)
+    }
+}
+
+struct AvroSingleValueEncoding: SingleValueEncodingContainer {
+    let state: AvroEncodingState
+    let nodeIndex: Int
+    let basePath: [any CodingKey]
+    /// The record field or map key this value is for, appended to the path only for messages
+    /// (so the hot path builds no arrays).
+    var key: (any CodingKey)? = nil
+    let depth: Int
+    var codingPath: [any CodingKey] { key.map { basePath + [$0] } ?? basePath }
+    var node: AvroNode { state.nodes[nodeIndex] }
+
+    init(encoder: _AvroEncoder) {
+        state = encoder.state
+        nodeIndex = encoder.node
+        basePath = encoder.codingPath
+        depth = encoder.depth
+    }
+
+    init(state: AvroEncodingState, nodeIndex: Int, codingPath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
+        self.state = state
+        self.nodeIndex = nodeIndex
+        self.basePath = codingPath
+        self.key = key
+        self.depth = depth
+    }
+
+    func mismatch(_ what: String) -> EddyError { state.fail(codingPath, "\(what) given for Avro type \(node.name?.fullName ?? node.kindName)") }
+
+    mutating func encodeNil() throws {
+        switch node {
+        case .null: return
+        case .union(let branches):
+            guard let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else { throw mismatch("nil") }
+            state.writer.writeLong(Int64(n))
+        default: throw mismatch("nil")
+        }
+    }
+
+    mutating func encode(_ value: Bool) throws {
+        guard case .boolean = node else { throw mismatch("a Bool") }
+        state.writer.writeBoolean(value)
+    }
+
+    mutating func encode(_ value: String) throws {
+        switch node {
+        case .string: state.writer.writeString(value)
+        case .bytes: state.writer.writeBytes(Array(value.utf8))
+        case .enumeration(let name, let symbols, _):
+            guard let i = symbols.firstIndex(of: value) else { throw state.fail(codingPath, "\"\(value)\" is not a symbol of enum \(name.fullName)") }
+            state.writer.writeLong(Int64(i))
+        default: throw mismatch("a String")
+        }
+    }
+
+    mutating func encode(_ value: Double) throws {
+        switch node {
+        case .double: state.writer.writeDouble(value)
+        case .float: state.writer.writeFloat(Float(value))
+        default: throw mismatch("a Double")
+        }
+    }
+
+    mutating func encode(_ value: Float) throws {
+        switch node {
+        case .float: state.writer.writeFloat(value)
+        case .double: state.writer.writeDouble(Double(value))
+        default: throw mismatch("a Float")
+        }
+    }
+
+    mutating func encodeInteger<I: BinaryInteger>(_ value: I) throws {
+        switch node {
+        case .int:
+            guard let v = Int32(exactly: value) else { throw state.fail(codingPath, "\(value) is out of range for an Avro int") }
+            state.writer.writeInt(v)
+        case .long:
+            guard let v = Int64(exactly: value) else { throw state.fail(codingPath, "\(value) is out of range for an Avro long") }
+            state.writer.writeLong(v)
+        case .float: state.writer.writeFloat(Float(value))
+        case .double: state.writer.writeDouble(Double(value))
+        default: throw mismatch("an integer")
+        }
+    }
+
+    mutating func encode(_ value: Int) throws { try encodeInteger(value) }
+    mutating func encode(_ value: Int8) throws { try encodeInteger(value) }
+    mutating func encode(_ value: Int16) throws { try encodeInteger(value) }
+    mutating func encode(_ value: Int32) throws { try encodeInteger(value) }
+    mutating func encode(_ value: Int64) throws { try encodeInteger(value) }
+    mutating func encode(_ value: UInt) throws { try encodeInteger(value) }
+    mutating func encode(_ value: UInt8) throws { try encodeInteger(value) }
+    mutating func encode(_ value: UInt16) throws { try encodeInteger(value) }
+    mutating func encode(_ value: UInt32) throws { try encodeInteger(value) }
+    mutating func encode(_ value: UInt64) throws { try encodeInteger(value) }
+
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        try state.encodeValue(value, node: nodeIndex, codingPath: codingPath, depth: depth + 1)
+    }
+}
