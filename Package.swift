@@ -14,11 +14,13 @@ let package = Package(
         .library(name: "EddyLog", targets: ["EddyLog"]),
         .library(name: "EddySchema", targets: ["EddySchema"]),
         .library(name: "EddySchemaServer", targets: ["EddySchemaServer"]),
+        .library(name: "EddySchemaProtobuf", targets: ["EddySchemaProtobuf"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // C code of our own: CRC32C with the CPU's crc32 instruction. Imported by EddyCore alone.
@@ -34,6 +36,12 @@ let package = Package(
 
         // Avro / Protobuf / JSON Schema, the registry and its compatibility rules. No server code.
         .target(name: "EddySchema", dependencies: ["EddyCore"], swiftSettings: strict),
+        // Serdes for swift-protobuf messages (kept apart so EddySchema depends on EddyCore only).
+        .target(
+            name: "EddySchemaProtobuf",
+            dependencies: ["EddySchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict
+        ),
         // The registry's REST API (Confluent-compatible) on Hummingbird.
         .target(
             name: "EddySchemaServer",
@@ -66,9 +74,10 @@ let package = Package(
         .testTarget(
             name: "EddySchemaTests",
             dependencies: [
-                "EddyCore", "EddySchema", "EddySchemaServer",
+                "EddyCore", "EddySchema", "EddySchemaServer", "EddySchemaProtobuf",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             resources: [.copy("Resources")],
             swiftSettings: strict
