@@ -22,7 +22,7 @@ public struct AvroDecoder: Sendable {
     /// Decodes one datum written with ``schema``.
     public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try bytes.withUnsafeBufferPointer { buffer in
-            let state = AvroDecodingState(reader: AvroReader(buffer), nodes: schema.nodes)
+            let state = AvroDecodingState(reader: AvroReader(buffer), nodes: schema.nodes, cache: schema.programCache)
             let value: T
             do {
                 value = try state.decodeValue(type, node: schema.root, codingPath: [], depth: 0)
@@ -47,12 +47,26 @@ public struct AvroDecoder: Sendable {
 }
 
 final class AvroDecodingState {
-    var reader: AvroReader
+    /// The reader lives behind a pointer: it is mutated on every read, and a stored class
+    /// property would pay a dynamic exclusivity check each time.
+    private let readerStorage: UnsafeMutablePointer<AvroReader>
+    var reader: AvroReader {
+        _read { yield readerStorage.pointee }
+        _modify { yield &readerStorage.pointee }
+    }
     let nodes: [AvroNode]
+    let cache: AvroProgramCache
 
-    init(reader: AvroReader, nodes: [AvroNode]) {
-        self.reader = reader
+    init(reader: AvroReader, nodes: [AvroNode], cache: AvroProgramCache) {
+        readerStorage = .allocate(capacity: 1)
+        readerStorage.initialize(to: reader)
         self.nodes = nodes
+        self.cache = cache
+    }
+
+    deinit {
+        readerStorage.deinitialize(count: 1)
+        readerStorage.deallocate()
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -72,7 +86,7 @@ final class AvroDecodingState {
 
     /// Reads a union's branch index and returns the branch node (other nodes pass through).
     @inline(__always) func resolve(_ node: Int, codingPath: [any CodingKey]) throws -> Int {
-        guard case .union(let branches) = nodes[node] else { return node }
+        guard cache.kinds[node] == .union, case .union(let branches) = nodes[node] else { return node }
         let i = try reader.readLong()
         guard i >= 0, i < branches.count else { throw EddyError(.serialization, "union branch \(i) out of range (the union has \(branches.count)) at byte \(reader.position)") }
         return branches[Int(i)]
@@ -80,13 +94,13 @@ final class AvroDecodingState {
 
     /// Whether the next value at `node` is null; consumes it only if it is.
     func peekNil(_ node: Int) throws -> Bool {
-        switch nodes[node] {
+        switch cache.kinds[node] {
         case .null: return true
-        case .union(let branches):
+        case .union:
+            let null = cache.nullBranch[node]
+            guard null >= 0 else { return false }
             let start = reader.position
-            let i = try reader.readLong()
-            guard i >= 0, i < branches.count else { throw EddyError(.serialization, "union branch \(i) out of range at byte \(reader.position)") }
-            if case .null = nodes[branches[Int(i)]] { return true }
+            if try reader.readLong() == Int64(null) { return true }
             reader.position = start
             return false
         default: return false
@@ -130,6 +144,15 @@ final class AvroDecodingState {
         return value
     }
 
+    @inline(__always) func fastString(_ n: Int) throws -> String? { cache.kinds[n] == .string ? try reader.readString() : nil }
+    @inline(__always) func fastLong(_ n: Int) throws -> Int64? {
+        let kind = cache.kinds[n]
+        return kind == .long || kind == .int ? try reader.readLong() : nil
+    }
+    @inline(__always) func fastDouble(_ n: Int) throws -> Double? { cache.kinds[n] == .double ? try reader.readDouble() : nil }
+    @inline(__always) func fastFloat(_ n: Int) throws -> Float? { cache.kinds[n] == .float ? try reader.readFloat() : nil }
+    @inline(__always) func fastBool(_ n: Int) throws -> Bool? { cache.kinds[n] == .boolean ? try reader.readBoolean() : nil }
+
     /// Decodes a primitive at `node` (resolving a union) through a single-value container.
     @inline(__always)
     func decodePrimitive<T>(node: Int, codingPath: [any CodingKey], key: (any CodingKey)?, depth: Int, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T {
@@ -164,11 +187,12 @@ final class _AvroDecoder: Decoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         let n = try state.resolve(node, codingPath: codingPath)
-        switch state.nodes[n] {
-        case .record(let name, let fields, _):
-            let storage = AvroRecordDecoding(state: state, name: name.fullName, fields: fields, codingPath: codingPath, depth: depth)
+        if let layout = state.cache.layouts[n] {
+            let storage = AvroRecordDecoding(state: state, layout: layout, codingPath: codingPath, depth: depth)
             pending = storage
-            return KeyedDecodingContainer(AvroKeyedDecodingContainer<Key>(storage: storage))
+            return KeyedDecodingContainer(AvroRecordKeyedDecodingContainer<Key>(storage: storage))
+        }
+        switch state.nodes[n] {
         case .map(let values):
             let storage = try AvroMapDecoding(state: state, valueNode: values, codingPath: codingPath, depth: depth)
             pending = storage
@@ -189,7 +213,7 @@ final class _AvroDecoder: Decoder {
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        AvroSingleValueDecoding(state: state, nodeIndex: node, basePath: codingPath, key: nil, depth: depth, resolved: false)
+        AvroDecoderSingleValueContainer(decoder: self)
     }
 }
 
@@ -200,68 +224,80 @@ protocol AvroKeyedDecodingStorage: AvroDecodingContainerFinisher {
     func decodeNil(_ key: any CodingKey) throws -> Bool
     func decode<T: Decodable>(_ type: T.Type, _ key: any CodingKey) throws -> T
     func decodePrimitive<T>(_ key: any CodingKey, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T
+    /// `decodeIfPresent` for primitives in one step: nil when the key is absent or the value null.
+    func decodeOptionalPrimitive<T>(_ key: any CodingKey, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T?
 }
 
+/// A record read field by field. Reading fields in schema order is one pass with no
+/// bookkeeping; asking for a later field skips the ones before it, asking for an earlier one
+/// re-skips from the record's start (rare: synthesized `Decodable` reads in declaration order).
 final class AvroRecordDecoding: AvroKeyedDecodingStorage {
     let state: AvroDecodingState
-    let name: String
-    let fields: [AvroField]
+    let layout: AvroRecordLayout
     let codingPath: [any CodingKey]
     let depth: Int
-    /// offsets[k] is where field k starts, known for k <= known.
-    var offsets: [Int]
-    var known = 0
-    var cursor = 0
+    /// Where the record starts.
+    let start: Int
+    /// The next field in data order and where it starts.
+    var next = 0
+    var nextPosition: Int
 
-    init(state: AvroDecodingState, name: String, fields: [AvroField], codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroDecodingState, layout: AvroRecordLayout, codingPath: [any CodingKey], depth: Int) {
         self.state = state
-        self.name = name
-        self.fields = fields
+        self.layout = layout
         self.codingPath = codingPath
         self.depth = depth
-        offsets = [Int](repeating: 0, count: fields.count + 1)
-        offsets[0] = state.reader.position
+        start = state.reader.position
+        nextPosition = start
     }
 
-    var keyNames: [String] { fields.map(\.name) }
-    func contains(_ name: String) -> Bool { fields.contains { $0.name == name } }
+    var keyNames: [String] { Array(layout.names) }
+    func contains(_ name: String) -> Bool { layout.names.contains(name) }
 
-    func index(of key: any CodingKey) throws -> Int {
+    @inline(__always) func index(of key: any CodingKey) throws -> Int {
         let name = key.stringValue
-        if cursor < fields.count, fields[cursor].name == name { return cursor }
-        guard let j = fields.firstIndex(where: { $0.name == name }) else {
-            throw DecodingError.keyNotFound(key, DecodingError.Context(codingPath: codingPath, debugDescription: "record \(self.name) has no field \"\(name)\""))
+        let names = layout.names
+        if next < names.count, names[next] == name { return next }
+        guard let j = names.firstIndex(of: name) else {
+            throw DecodingError.keyNotFound(key, DecodingError.Context(codingPath: codingPath, debugDescription: "record \(layout.fullName) has no field \"\(name)\""))
         }
         return j
     }
 
-    /// Positions the reader at field `j`, skipping (and remembering) fields before it.
-    func seek(_ j: Int) throws {
-        if known < j {
-            state.reader.position = offsets[known]
-            try state.nodes.withUnsafeBufferPointer { nodes in
-                while known < j {
-                    try AvroSchema.skip(node: fields[known].type, nodes: nodes, reader: &state.reader, depth: depth + 1)
-                    known += 1
-                    offsets[known] = state.reader.position
-                }
-            }
+    func skip(_ range: Range<Int>) throws {
+        guard !range.isEmpty else { return }
+        let types = layout.types
+        try state.nodes.withUnsafeBufferPointer { nodes in
+            for k in range { try AvroSchema.skip(node: types[k], nodes: nodes, reader: &state.reader, depth: depth + 1) }
         }
-        state.reader.position = offsets[j]
+    }
+
+    /// Positions the reader at the start of field `j`.
+    @inline(__always) func seek(_ j: Int) throws {
+        if j >= next {
+            state.reader.position = nextPosition
+            if j > next {
+                try skip(next..<j)
+                next = j
+                nextPosition = state.reader.position
+            }
+        } else {
+            state.reader.position = start
+            try skip(0..<j)
+        }
     }
 
     @inline(__always) func done(_ j: Int) {
-        if known == j {
-            known = j + 1
-            offsets[known] = state.reader.position
+        if j == next {
+            next = j + 1
+            nextPosition = state.reader.position
         }
-        cursor = j + 1
     }
 
     func decodeNil(_ key: any CodingKey) throws -> Bool {
-        guard let j = fields.firstIndex(where: { $0.name == key.stringValue }) else { return true }
+        guard let j = layout.names.firstIndex(of: key.stringValue) else { return true }
         try seek(j)
-        if try state.peekNil(fields[j].type) {
+        if try state.peekNil(layout.types[j]) {
             done(j)
             return true
         }
@@ -271,7 +307,7 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage {
     func decode<T: Decodable>(_ type: T.Type, _ key: any CodingKey) throws -> T {
         let j = try index(of: key)
         try seek(j)
-        let value = try state.decodeValue(type, node: fields[j].type, codingPath: codingPath + [key], depth: depth + 1)
+        let value = try state.decodeValue(type, node: layout.types[j], codingPath: codingPath + [key], depth: depth + 1)
         done(j)
         return value
     }
@@ -279,13 +315,64 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage {
     func decodePrimitive<T>(_ key: any CodingKey, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T {
         let j = try index(of: key)
         try seek(j)
-        let value = try state.decodePrimitive(node: fields[j].type, codingPath: codingPath, key: key, depth: depth + 1, body)
+        let value = try state.decodePrimitive(node: layout.types[j], codingPath: codingPath, key: key, depth: depth + 1, body)
+        done(j)
+        return value
+    }
+
+    /// Reads a primitive field: `fast` gets the (union-resolved) node and returns nil when the
+    /// node's kind needs the general single-value path.
+    @inline(__always) func primitive<T>(_ key: any CodingKey, _ fast: (Int) throws -> T?, _ slow: (AvroSingleValueDecoding) throws -> T) throws -> T {
+        let j = try index(of: key)
+        try seek(j)
+        let n = try state.resolve(layout.types[j], codingPath: codingPath)
+        let value = try fast(n) ?? slow(AvroSingleValueDecoding(state: state, nodeIndex: n, basePath: codingPath, key: key, depth: depth + 1, resolved: true))
+        done(j)
+        return value
+    }
+
+    @inline(__always) func optionalPrimitive<T>(_ key: any CodingKey, _ fast: (Int) throws -> T?, _ slow: (AvroSingleValueDecoding) throws -> T) throws -> T? {
+        let name = key.stringValue
+        let j: Int
+        if next < layout.names.count, layout.names[next] == name {
+            j = next
+        } else {
+            guard let found = layout.names.firstIndex(of: name) else { return nil }
+            j = found
+        }
+        try seek(j)
+        if try state.peekNil(layout.types[j]) {
+            done(j)
+            return nil
+        }
+        let n = try state.resolve(layout.types[j], codingPath: codingPath)
+        let value = try fast(n) ?? slow(AvroSingleValueDecoding(state: state, nodeIndex: n, basePath: codingPath, key: key, depth: depth + 1, resolved: true))
+        done(j)
+        return value
+    }
+
+    func decodeOptionalPrimitive<T>(_ key: any CodingKey, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T? {
+        let name = key.stringValue
+        let j: Int
+        if next < layout.names.count, layout.names[next] == name {
+            j = next
+        } else {
+            guard let found = layout.names.firstIndex(of: name) else { return nil }
+            j = found
+        }
+        try seek(j)
+        let node = layout.types[j]
+        if try state.peekNil(node) {
+            done(j)
+            return nil
+        }
+        let value = try state.decodePrimitive(node: node, codingPath: codingPath, key: key, depth: depth + 1, body)
         done(j)
         return value
     }
 
     func finish() throws {
-        try seek(fields.count)
+        try seek(layout.types.count)
     }
 }
 
@@ -343,9 +430,62 @@ final class AvroMapDecoding: AvroKeyedDecodingStorage {
         return try state.decodePrimitive(node: valueNode, codingPath: codingPath, key: key, depth: depth + 1, body)
     }
 
+    func decodeOptionalPrimitive<T>(_ key: any CodingKey, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T? {
+        guard let p = entries[key.stringValue] else { return nil }
+        state.reader.position = p
+        if try state.peekNil(valueNode) { return nil }
+        return try state.decodePrimitive(node: valueNode, codingPath: codingPath, key: key, depth: depth + 1, body)
+    }
+
     func finish() throws { state.reader.position = end }
 }
 
+/// The keyed container of a record. It holds the concrete storage class (not an existential),
+/// so primitive reads are direct, specialized calls.
+struct AvroRecordKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    let storage: AvroRecordDecoding
+    var codingPath: [any CodingKey] { storage.codingPath }
+    var allKeys: [Key] { storage.keyNames.compactMap { Key(stringValue: $0) } }
+
+    func contains(_ key: Key) -> Bool { storage.contains(key.stringValue) }
+    func decodeNil(forKey key: Key) throws -> Bool { try storage.decodeNil(key) }
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try storage.decode(type, key) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try storage.primitive(key, storage.state.fastString) { try $0.decode(type) } }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try storage.primitive(key, storage.state.fastBool) { try $0.decode(type) } }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try storage.primitive(key, storage.state.fastDouble) { try $0.decode(type) } }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try storage.primitive(key, storage.state.fastFloat) { try $0.decode(type) } }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try storage.primitive(key, { try storage.state.fastLong($0).flatMap { Int(exactly: $0) } }) { try $0.decode(type) } }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 {
+        try storage.primitive(key, { n in
+            guard storage.state.cache.kinds[n] == .int else { return nil }
+            return try storage.state.reader.readInt()
+        }) { try $0.decode(type) }
+    }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try storage.primitive(key, storage.state.fastLong) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try storage.optionalPrimitive(key, storage.state.fastString) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try storage.optionalPrimitive(key, storage.state.fastBool) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try storage.optionalPrimitive(key, storage.state.fastDouble) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try storage.optionalPrimitive(key, { try storage.state.fastLong($0).flatMap { Int(exactly: $0) } }) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try storage.optionalPrimitive(key, storage.state.fastLong) { try $0.decode(type) } }
+
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard storage.contains(key.stringValue) else { return nil }
+        if try storage.decodeNil(key) { return nil }
+        return try storage.decode(type, key)
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        throw EddyError(.serialization, "nested containers are not supported by the Avro decoder; decode a nested Decodable value instead")
+    }
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        throw EddyError(.serialization, "nested containers are not supported by the Avro decoder; decode a nested Decodable value instead")
+    }
+    func superDecoder() throws -> any Decoder { throw EddyError(.serialization, "super decoders are not supported by the Avro decoder") }
+    func superDecoder(forKey key: Key) throws -> any Decoder { throw EddyError(.serialization, "super decoders are not supported by the Avro decoder") }
+}
+
+/// The keyed container of a map (entries located up front).
 struct AvroKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let storage: any AvroKeyedDecodingStorage
     var codingPath: [any CodingKey] { storage.codingPath }
@@ -361,6 +501,13 @@ struct AvroKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try storage.decodePrimitive(key) { try $0.decode(type) } }
     func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try storage.decodePrimitive(key) { try $0.decode(type) } }
     func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try storage.decodePrimitive(key) { try $0.decode(type) } }
+
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard storage.contains(key.stringValue) else { return nil }
@@ -467,6 +614,32 @@ final class AvroArrayDecoding: UnkeyedDecodingContainer, AvroDecodingContainerFi
             }
         }
     }
+}
+
+/// A one-word single-value container (fits an existential's inline buffer, so handing it out
+/// allocates nothing); it forwards to ``AvroSingleValueDecoding``.
+struct AvroDecoderSingleValueContainer: SingleValueDecodingContainer {
+    let decoder: _AvroDecoder
+    var codingPath: [any CodingKey] { decoder.codingPath }
+    var inner: AvroSingleValueDecoding {
+        AvroSingleValueDecoding(state: decoder.state, nodeIndex: decoder.node, basePath: decoder.codingPath, key: nil, depth: decoder.depth, resolved: false)
+    }
+    func decodeNil() -> Bool { inner.decodeNil() }
+    func decode(_ type: Bool.Type) throws -> Bool { try inner.decode(type) }
+    func decode(_ type: String.Type) throws -> String { try inner.decode(type) }
+    func decode(_ type: Double.Type) throws -> Double { try inner.decode(type) }
+    func decode(_ type: Float.Type) throws -> Float { try inner.decode(type) }
+    func decode(_ type: Int.Type) throws -> Int { try inner.decode(type) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try inner.decode(type) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try inner.decode(type) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try inner.decode(type) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try inner.decode(type) }
+    func decode(_ type: UInt.Type) throws -> UInt { try inner.decode(type) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try inner.decode(type) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try inner.decode(type) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try inner.decode(type) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try inner.decode(type) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try inner.decode(type) }
 }
 
 struct AvroSingleValueDecoding: SingleValueDecodingContainer {

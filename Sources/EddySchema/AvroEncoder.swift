@@ -35,7 +35,7 @@ public struct AvroEncoder: Sendable {
 
     /// Appends the encoding of `value` to `bytes`.
     public func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
-        let state = AvroEncodingState(nodes: schema.nodes)
+        let state = AvroEncodingState(nodes: schema.nodes, cache: schema.programCache)
         swap(&state.writer.bytes, &bytes)
         defer { swap(&state.writer.bytes, &bytes) }
         do {
@@ -50,10 +50,32 @@ public struct AvroEncoder: Sendable {
 
 /// Shared state of one encoding call.
 final class AvroEncodingState {
-    var writer = AvroWriter(capacity: 0)
+    /// The writer lives behind a pointer: it is mutated on every write, and a stored class
+    /// property would pay a dynamic exclusivity check each time.
+    private let writerStorage: UnsafeMutablePointer<AvroWriter>
+    var writer: AvroWriter {
+        _read { yield writerStorage.pointee }
+        _modify { yield &writerStorage.pointee }
+    }
     let nodes: [AvroNode]
+    let cache: AvroProgramCache
 
-    init(nodes: [AvroNode]) { self.nodes = nodes }
+    init(nodes: [AvroNode], cache: AvroProgramCache) {
+        writerStorage = .allocate(capacity: 1)
+        writerStorage.initialize(to: AvroWriter(capacity: 0))
+        self.nodes = nodes
+        self.cache = cache
+    }
+
+    deinit {
+        writerStorage.deinitialize(count: 1)
+        writerStorage.deallocate()
+    }
+
+    /// A state for encoders that only fail (nested and super encoders are not supported).
+    static func empty() -> AvroEncodingState {
+        AvroEncodingState(nodes: [.null], cache: AvroProgramCache(nodes: [.null], root: 0))
+    }
 
     func fail(_ path: [any CodingKey], _ message: String) -> EddyError {
         let where_ = path.isEmpty ? "the value" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
@@ -64,14 +86,15 @@ final class AvroEncodingState {
     /// first branch that accepts the value (tried on a scratch buffer).
     func encodeValue<T: Encodable>(_ value: T, node: Int, codingPath: [any CodingKey], depth: Int) throws {
         guard depth < AvroLimits.maximumValueDepth else { throw fail(codingPath, "nested deeper than \(AvroLimits.maximumValueDepth) (AvroLimits.maximumValueDepth)") }
-        switch nodes[node] {
-        case .union(let branches):
-            let nonNull = branches.indices.filter { if case .null = nodes[branches[$0]] { return false } else { return true } }
-            if nonNull.count == 1 {
-                writer.writeLong(Int64(nonNull[0]))
-                try encodeValue(value, node: branches[nonNull[0]], codingPath: codingPath, depth: depth + 1)
+        switch cache.kinds[node] {
+        case .union:
+            let single = cache.singleBranch[node]
+            if single >= 0 {
+                writer.writeLong(Int64(single))
+                try encodeValue(value, node: cache.singleBranchNode[node], codingPath: codingPath, depth: depth + 1)
                 return
             }
+            guard case .union(let branches) = nodes[node] else { return }
             let start = writer.bytes.count
             var lastError: (any Error)?
             for i in branches.indices {
@@ -88,16 +111,17 @@ final class AvroEncodingState {
         case .bytes, .fixed:
             if let b = value as? [UInt8] { try encodeBytes(b, node: node, codingPath: codingPath); return }
             if let d = value as? Data { try encodeBytes(Array(d), node: node, codingPath: codingPath); return }
-        case .long(let logical):
+        case .long:
             if let date = value as? Date {
+                guard case .long(let logical) = nodes[node] else { return }
                 switch logical {
                 case .timestampMicros, .localTimestampMicros: writer.writeLong(Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
                 default: writer.writeLong(Int64((date.timeIntervalSince1970 * 1000).rounded()))
                 }
                 return
             }
-        case .int(.date):
-            if let date = value as? Date {
+        case .int:
+            if let date = value as? Date, case .int(.date) = nodes[node] {
                 writer.writeLong(Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
                 return
             }
@@ -116,16 +140,11 @@ final class AvroEncodingState {
     @inline(__always)
     func encodePrimitive(node: Int, codingPath: [any CodingKey], key: any CodingKey, depth: Int, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws -> Bool {
         var target = node
-        if case .union(let branches) = nodes[node] {
-            var chosen = -1
-            for i in branches.indices {
-                if case .null = nodes[branches[i]] { continue }
-                if chosen >= 0 { return false }
-                chosen = i
-            }
-            guard chosen >= 0 else { return false }
-            writer.writeLong(Int64(chosen))
-            target = branches[chosen]
+        if cache.kinds[node] == .union {
+            let single = cache.singleBranch[node]
+            guard single >= 0 else { return false }
+            writer.writeLong(Int64(single))
+            target = cache.singleBranchNode[node]
         }
         var container = AvroSingleValueEncoding(state: self, nodeIndex: target, codingPath: codingPath, key: key, depth: depth)
         try body(&container)
@@ -144,8 +163,8 @@ final class AvroEncodingState {
 
     /// Writes what an absent field holds: `null` in a union with null, else the field's default.
     func encodeAbsent(_ field: AvroField, record: String, codingPath: [any CodingKey]) throws {
-        if case .union(let branches) = nodes[field.type], let i = branches.firstIndex(where: { if case .null = nodes[$0] { true } else { false } }) {
-            writer.writeLong(Int64(i))
+        if cache.kinds[field.type] == .union, cache.nullBranch[field.type] >= 0 {
+            writer.writeLong(Int64(cache.nullBranch[field.type]))
             return
         }
         if let d = field.defaultValue {
@@ -182,11 +201,12 @@ final class _AvroEncoder: Encoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        switch state.nodes[node] {
-        case .record(let name, let fields, _):
-            let storage = AvroRecordEncoding(state: state, name: name.fullName, fields: fields, codingPath: codingPath, depth: depth)
+        if let layout = state.cache.layouts[node] {
+            let storage = AvroRecordEncoding(state: state, layout: layout, codingPath: codingPath, depth: depth)
             pending = storage
-            return KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: storage))
+            return KeyedEncodingContainer(AvroRecordKeyedEncodingContainer<Key>(storage: storage))
+        }
+        switch state.nodes[node] {
         case .map(let values):
             let storage = AvroMapEncoding(state: state, valueNode: values, codingPath: codingPath, depth: depth)
             pending = storage
@@ -211,8 +231,32 @@ final class _AvroEncoder: Encoder {
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        AvroSingleValueEncoding(encoder: self)
+        AvroEncoderSingleValueContainer(encoder: self)
     }
+}
+
+/// A one-word single-value container (fits an existential's inline buffer, so handing it out
+/// allocates nothing); it forwards to ``AvroSingleValueEncoding``.
+struct AvroEncoderSingleValueContainer: SingleValueEncodingContainer {
+    let encoder: _AvroEncoder
+    var codingPath: [any CodingKey] { encoder.codingPath }
+    var inner: AvroSingleValueEncoding { AvroSingleValueEncoding(encoder: encoder) }
+    mutating func encodeNil() throws { var c = inner; try c.encodeNil() }
+    mutating func encode(_ value: Bool) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: String) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Double) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Float) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Int) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Int8) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Int16) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Int32) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: Int64) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: UInt) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: UInt8) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: UInt16) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: UInt32) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: UInt64) throws { var c = inner; try c.encode(value) }
+    mutating func encode<T: Encodable>(_ value: T) throws { var c = inner; try c.encode(value) }
 }
 
 /// A keyed container's work, shared by records and maps (the container itself is a struct).
@@ -236,36 +280,35 @@ final class AvroFailingEncoding: AvroKeyedEncodingStorage {
 
 final class AvroRecordEncoding: AvroKeyedEncodingStorage {
     let state: AvroEncodingState
-    let name: String
-    let fields: [AvroField]
+    let layout: AvroRecordLayout
     let codingPath: [any CodingKey]
     let depth: Int
     var cursor = 0
 
-    init(state: AvroEncodingState, name: String, fields: [AvroField], codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroEncodingState, layout: AvroRecordLayout, codingPath: [any CodingKey], depth: Int) {
         self.state = state
-        self.name = name
-        self.fields = fields
+        self.layout = layout
         self.codingPath = codingPath
         self.depth = depth
     }
 
     /// Moves to the field named `key`, filling skipped fields with null or their defaults.
-    func seek(_ key: any CodingKey) throws -> Int {
+    @inline(__always) func seek(_ key: any CodingKey) throws -> Int {
         let name = key.stringValue
+        let names = layout.names
         let index: Int
-        if cursor < fields.count, fields[cursor].name == name {
+        if cursor < names.count, names[cursor] == name {
             index = cursor
-        } else if let j = fields.firstIndex(where: { $0.name == name }) {
+        } else if let j = names.firstIndex(of: name) {
             guard j >= cursor else {
-                throw state.fail(codingPath + [key], "field \"\(name)\" of \(self.name) is written after a later field or twice; encode properties in the schema's field order")
+                throw state.fail(codingPath + [key], "field \"\(name)\" of \(layout.fullName) is written after a later field or twice; encode properties in the schema's field order")
             }
             index = j
         } else {
-            throw state.fail(codingPath + [key], "record \(self.name) has no field \"\(name)\"")
+            throw state.fail(codingPath + [key], "record \(layout.fullName) has no field \"\(name)\"")
         }
         while cursor < index {
-            try state.encodeAbsent(fields[cursor], record: self.name, codingPath: codingPath)
+            try state.encodeAbsent(layout.fields[cursor], record: layout.fullName, codingPath: codingPath)
             cursor += 1
         }
         cursor = index + 1
@@ -274,29 +317,49 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage {
 
     func encodeNil(key: any CodingKey) throws {
         let i = try seek(key)
-        guard case .union(let branches) = state.nodes[fields[i].type],
-              let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else {
-            if case .null = state.nodes[fields[i].type] { return }
-            throw state.fail(codingPath + [key], "nil given for field \"\(fields[i].name)\", which is not nullable")
+        let type = layout.types[i]
+        switch state.cache.kinds[type] {
+        case .null: return
+        case .union where state.cache.nullBranch[type] >= 0: state.writer.writeLong(Int64(state.cache.nullBranch[type]))
+        default: throw state.fail(codingPath + [key], "nil given for field \"\(layout.names[i])\", which is not nullable")
         }
-        state.writer.writeLong(Int64(n))
     }
 
     func encode<T: Encodable>(_ value: T, key: any CodingKey) throws {
         let i = try seek(key)
-        try state.encodeValue(value, node: fields[i].type, codingPath: codingPath + [key], depth: depth + 1)
+        try state.encodeValue(value, node: layout.types[i], codingPath: codingPath + [key], depth: depth + 1)
     }
 
     func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
         let i = try seek(key)
-        if try !state.encodePrimitive(node: fields[i].type, codingPath: codingPath, key: key, depth: depth + 1, body) {
-            try state.encodeValue(value, node: fields[i].type, codingPath: codingPath + [key], depth: depth + 1)
+        if try !state.encodePrimitive(node: layout.types[i], codingPath: codingPath, key: key, depth: depth + 1, body) {
+            try state.encodeValue(value, node: layout.types[i], codingPath: codingPath + [key], depth: depth + 1)
         }
     }
 
+    /// Writes a primitive field: `fast` gets the target node (a single-branch union resolved,
+    /// its index written) and returns false when the kind needs the general path (`body`).
+    @inline(__always) func primitive<T: Encodable>(_ value: T, key: any CodingKey, _ fast: (Int) -> Bool,
+                                                   _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
+        let i = try seek(key)
+        var target = layout.types[i]
+        if state.cache.kinds[target] == .union {
+            let single = state.cache.singleBranch[target]
+            guard single >= 0 else {
+                try state.encodeValue(value, node: target, codingPath: codingPath + [key], depth: depth + 1)
+                return
+            }
+            state.writer.writeLong(Int64(single))
+            target = state.cache.singleBranchNode[target]
+        }
+        if fast(target) { return }
+        var container = AvroSingleValueEncoding(state: state, nodeIndex: target, codingPath: codingPath, key: key, depth: depth + 1)
+        try body(&container)
+    }
+
     func finish() throws {
-        while cursor < fields.count {
-            try state.encodeAbsent(fields[cursor], record: name, codingPath: codingPath)
+        while cursor < layout.fields.count {
+            try state.encodeAbsent(layout.fields[cursor], record: layout.fullName, codingPath: codingPath)
             cursor += 1
         }
     }
@@ -354,6 +417,93 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
     }
 }
 
+/// The keyed container of a record. It holds the concrete storage class (not an existential),
+/// so primitive writes are direct, specialized calls.
+struct AvroRecordKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let storage: AvroRecordEncoding
+    var codingPath: [any CodingKey] { storage.codingPath }
+
+    mutating func encodeNil(forKey key: Key) throws { try storage.encodeNil(key: key) }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try storage.encode(value, key: key) }
+    mutating func encode(_ value: String, forKey key: Key) throws {
+        let state = storage.state
+        try storage.primitive(value, key: key, { n in
+            guard state.cache.kinds[n] == .string else { return false }
+            state.writer.writeString(value)
+            return true
+        }) { try $0.encode(value) }
+    }
+    mutating func encode(_ value: Bool, forKey key: Key) throws {
+        let state = storage.state
+        try storage.primitive(value, key: key, { n in
+            guard state.cache.kinds[n] == .boolean else { return false }
+            state.writer.writeBoolean(value)
+            return true
+        }) { try $0.encode(value) }
+    }
+    mutating func encode(_ value: Double, forKey key: Key) throws {
+        let state = storage.state
+        try storage.primitive(value, key: key, { n in
+            guard state.cache.kinds[n] == .double else { return false }
+            state.writer.writeDouble(value)
+            return true
+        }) { try $0.encode(value) }
+    }
+    mutating func encode(_ value: Float, forKey key: Key) throws {
+        let state = storage.state
+        try storage.primitive(value, key: key, { n in
+            guard state.cache.kinds[n] == .float else { return false }
+            state.writer.writeFloat(value)
+            return true
+        }) { try $0.encode(value) }
+    }
+    /// Integers go straight to `long` or `int` when they fit; anything else (other kinds,
+    /// out-of-range values and their errors) takes the single-value path.
+    mutating func encode(_ value: Int64, forKey key: Key) throws {
+        let state = storage.state
+        try storage.primitive(value, key: key, { n in
+            switch state.cache.kinds[n] {
+            case .long:
+                state.writer.writeLong(value)
+                return true
+            case .int:
+                guard let v = Int32(exactly: value) else { return false }
+                state.writer.writeInt(v)
+                return true
+            default: return false
+            }
+        }) { try $0.encode(value) }
+    }
+    mutating func encode(_ value: Int32, forKey key: Key) throws {
+        let state = storage.state
+        try storage.primitive(value, key: key, { n in
+            let kind = state.cache.kinds[n]
+            guard kind == .int || kind == .long else { return false }
+            state.writer.writeLong(Int64(value))
+            return true
+        }) { try $0.encode(value) }
+    }
+    mutating func encode(_ value: Int, forKey key: Key) throws { try encode(Int64(value), forKey: key) }
+    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+        KeyedEncodingContainer(AvroKeyedEncodingContainer<NestedKey>(storage: AvroFailingEncoding(
+            error: EddyError(.serialization, "nested containers are not supported by the Avro encoder; encode a nested Encodable value instead"))))
+    }
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let storage = AvroArrayEncoding(state: AvroEncodingState.empty(), itemNode: 0, codingPath: codingPath, depth: 0)
+        storage.error = EddyError(.serialization, "nested containers are not supported by the Avro encoder; encode a nested Encodable value instead")
+        return storage
+    }
+    mutating func superEncoder() -> any Encoder { AvroUnsupportedEncoder(codingPath: codingPath) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { AvroUnsupportedEncoder(codingPath: codingPath) }
+}
+
+/// The keyed container of a map, or of a value that cannot be keyed (it fails).
 struct AvroKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let storage: any AvroKeyedEncodingStorage
     var codingPath: [any CodingKey] { storage.codingPath }
@@ -378,7 +528,7 @@ struct AvroKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoco
             error: EddyError(.serialization, "nested containers are not supported by the Avro encoder; encode a nested Encodable value instead"))))
     }
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let storage = AvroArrayEncoding(state: AvroEncodingState(nodes: []), itemNode: 0, codingPath: codingPath, depth: 0)
+        let storage = AvroArrayEncoding(state: AvroEncodingState.empty(), itemNode: 0, codingPath: codingPath, depth: 0)
         storage.error = EddyError(.serialization, "nested containers are not supported by the Avro encoder; encode a nested Encodable value instead")
         return storage
     }
@@ -394,12 +544,12 @@ struct AvroUnsupportedEncoder: Encoder {
         KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: AvroFailingEncoding(error: EddyError(.serialization, "super encoders are not supported by the Avro encoder"))))
     }
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        let storage = AvroArrayEncoding(state: AvroEncodingState(nodes: []), itemNode: 0, codingPath: codingPath, depth: 0)
+        let storage = AvroArrayEncoding(state: AvroEncodingState.empty(), itemNode: 0, codingPath: codingPath, depth: 0)
         storage.error = EddyError(.serialization, "super encoders are not supported by the Avro encoder")
         return storage
     }
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        AvroSingleValueEncoding(encoder: _AvroEncoder(state: AvroEncodingState(nodes: [.null]), node: 0, codingPath: codingPath, depth: 0))
+        AvroSingleValueEncoding(encoder: _AvroEncoder(state: AvroEncodingState.empty(), node: 0, codingPath: codingPath, depth: 0))
     }
 }
 

@@ -386,12 +386,107 @@ extension AvroSchema {
     var identityProgram: AvroReadProgram { programCache.program }
 }
 
-/// Holds a schema's identity read program (compiled at parse time).
-final class AvroProgramCache: Sendable {
+/// The kind of a schema node, without payload: checked on the Codable hot paths instead of
+/// pattern-matching ``AvroNode`` (which copies and retains its payload).
+enum AvroKind: UInt8, Sendable {
+    case null, boolean, int, long, float, double, bytes, string, record, enumeration, array, map, union, fixed
+}
+
+/// Copies `array` into a buffer owned by the caller (freed with `release`): the Codable hot
+/// paths read these tables on every field, and a buffer read costs no retain/release.
+func ownedBuffer<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
+    let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(array.count, 1))
+    _ = buffer.initialize(from: array)
+    return UnsafeMutableBufferPointer(rebasing: buffer[0..<array.count])
+}
+
+func release<T>(_ buffer: UnsafeMutableBufferPointer<T>) {
+    buffer.deinitialize()
+    buffer.baseAddress?.deallocate()
+}
+
+/// A record's fields laid out for the Codable paths: names and types in plain buffers.
+final class AvroRecordLayout: @unchecked Sendable {
+    // @unchecked: the buffers are written once in init, only read afterwards, freed in deinit.
+    let fullName: String
+    let names: UnsafeMutableBufferPointer<String>
+    let types: UnsafeMutableBufferPointer<Int>
+    let fields: [AvroField]
+    init(fullName: String, fields: [AvroField]) {
+        self.fullName = fullName
+        self.fields = fields
+        names = ownedBuffer(fields.map(\.name))
+        types = ownedBuffer(fields.map(\.type))
+    }
+    deinit {
+        release(names)
+        release(types)
+    }
+}
+
+/// What is compiled once per schema (at parse time): the identity read program and the
+/// per-node tables the Codable encoder and decoder use.
+final class AvroProgramCache: @unchecked Sendable {
+    // @unchecked: the buffers are written once in init, only read afterwards, freed in deinit.
     let program: AvroReadProgram
+    let kinds: UnsafeMutableBufferPointer<AvroKind>
+    let layouts: [AvroRecordLayout?]
+    /// For a union: the index of its `null` branch, else -1.
+    let nullBranch: UnsafeMutableBufferPointer<Int>
+    /// For a union with exactly one non-null branch: that branch's index, else -1.
+    let singleBranch: UnsafeMutableBufferPointer<Int>
+    /// For such a union: the node of that branch, else -1.
+    let singleBranchNode: UnsafeMutableBufferPointer<Int>
+
+    deinit {
+        release(kinds)
+        release(nullBranch)
+        release(singleBranch)
+        release(singleBranchNode)
+    }
+
     init(nodes: [AvroNode], root: Int) {
         var builder = AvroProgramBuilder(writer: nodes, reader: nodes)
         let r = builder.build(root, root, path: "root")
         program = AvroReadProgram(steps: builder.steps, root: r, writerNodes: nodes)
+        var kinds: [AvroKind] = [], layouts: [AvroRecordLayout?] = [], nullBranch: [Int] = [], singleBranch: [Int] = [], singleBranchNode: [Int] = []
+        for node in nodes {
+            var layout: AvroRecordLayout? = nil
+            var null = -1, single = -1, singleNode = -1
+            let kind: AvroKind
+            switch node {
+            case .null: kind = .null
+            case .boolean: kind = .boolean
+            case .int: kind = .int
+            case .long: kind = .long
+            case .float: kind = .float
+            case .double: kind = .double
+            case .bytes: kind = .bytes
+            case .string: kind = .string
+            case .record(let name, let fields, _):
+                kind = .record
+                layout = AvroRecordLayout(fullName: name.fullName, fields: fields)
+            case .enumeration: kind = .enumeration
+            case .array: kind = .array
+            case .map: kind = .map
+            case .fixed: kind = .fixed
+            case .union(let branches):
+                kind = .union
+                let nonNull = branches.indices.filter { if case .null = nodes[branches[$0]] { return false } else { return true } }
+                null = branches.firstIndex { if case .null = nodes[$0] { true } else { false } } ?? -1
+                single = nonNull.count == 1 ? nonNull[0] : -1
+                singleNode = single >= 0 ? branches[single] : -1
+            }
+            kinds.append(kind)
+            layouts.append(layout)
+            nullBranch.append(null)
+            singleBranch.append(single)
+            singleBranchNode.append(singleNode)
+        }
+        self.kinds = ownedBuffer(kinds)
+        self.layouts = layouts
+        self.nullBranch = ownedBuffer(nullBranch)
+        self.singleBranch = ownedBuffer(singleBranch)
+        self.singleBranchNode = ownedBuffer(singleBranchNode)
     }
 }

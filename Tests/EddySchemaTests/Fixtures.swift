@@ -1,4 +1,5 @@
 import EddySchema
+import Foundation
 
 /// A small seeded generator (SplitMix64) so randomised tests replay from their printed seed.
 struct SplitMix: RandomNumberGenerator {
@@ -86,5 +87,16 @@ enum Fixtures {
             .string("0b7f0d0e-3c64-4c2a-9d3b-6b0f2b1c9e5\(rng.next() % 10)"),
             rng.next() % 2 == 0 ? .union(0, .null) : .union(1, randomSub(&rng)),
         ])
+    }
+}
+
+/// Runs blocking work (a synchronous HTTP client, a child process) on its own thread, so it does
+/// not hold one of the few cooperative-pool threads the in-process server needs to answer.
+func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.start()
     }
 }

@@ -72,7 +72,7 @@ enum Python {
 
 @Suite struct AvroInteropTests {
     @Test("fastavro reads and rewrites, byte for byte, what Eddy encodes", .enabled(if: Python.hasFastavro, "python3 with fastavro is not installed"))
-    func fastavroReadsEddysEncoding() throws {
+    func fastavroReadsEddysEncoding() async throws {
         let seed = UInt64.random(in: 0...UInt64.max)
         print("AvroInteropTests.fastavroReadsEddysEncoding seed \(seed)")
         var rng = SplitMix(seed: seed)
@@ -84,7 +84,7 @@ enum Python {
         let schemaFile = directory.appendingPathComponent("schema.avsc"), input = directory.appendingPathComponent("in.bin"), output = directory.appendingPathComponent("out.bin")
         try Fixtures.everyTypeSchema.write(to: schemaFile, atomically: true, encoding: .utf8)
         try Python.frames(encoded).write(to: input)
-        let result = try Python.run([Python.scripts.appendingPathComponent("avro_interop.py").path, "roundtrip", schemaFile.path, input.path, output.path])
+        let result = try await offThread { try Python.run([Python.scripts.appendingPathComponent("avro_interop.py").path, "roundtrip", schemaFile.path, input.path, output.path]) }
         try #require(result.status == 0, "\(result.output)")
         let rewritten = try Python.unframe(try Data(contentsOf: output))
         try #require(rewritten.count == encoded.count)
@@ -94,13 +94,13 @@ enum Python {
     }
 
     @Test("Eddy decodes what fastavro writes, every type and logical type", .enabled(if: Python.hasFastavro, "python3 with fastavro is not installed"))
-    func eddyReadsFastavrosEncoding() throws {
+    func eddyReadsFastavrosEncoding() async throws {
         let schema = try AvroSchema(parsing: Fixtures.everyTypeSchema)
         let directory = try Python.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let schemaFile = directory.appendingPathComponent("schema.avsc"), data = directory.appendingPathComponent("data.bin"), json = directory.appendingPathComponent("values.jsonl")
         try Fixtures.everyTypeSchema.write(to: schemaFile, atomically: true, encoding: .utf8)
-        let result = try Python.run([Python.scripts.appendingPathComponent("avro_interop.py").path, "generate", schemaFile.path, data.path, json.path])
+        let result = try await offThread { try Python.run([Python.scripts.appendingPathComponent("avro_interop.py").path, "generate", schemaFile.path, data.path, json.path]) }
         try #require(result.status == 0, "\(result.output)")
         let records = try Python.unframe(try Data(contentsOf: data))
         let expected = try String(contentsOf: json, encoding: .utf8).split(separator: "\n").map { try schema.value(fromJSON: JSONValue(parsing: String($0))) }
@@ -116,7 +116,7 @@ enum Python {
     }
 
     @Test("Parsing Canonical Forms and fingerprints match fastavro's", .enabled(if: Python.hasFastavro, "python3 with fastavro is not installed"))
-    func canonicalFormsMatchFastavro() throws {
+    func canonicalFormsMatchFastavro() async throws {
         let schemas = [Fixtures.everyTypeSchema, "\"int\"", #"{"type":"long","logicalType":"timestamp-millis"}"#,
                        #"{"type":"record","name":"Node","namespace":"a.b","doc":"x","fields":[{"name":"next","type":["null","Node"],"default":null},{"name":"e","type":{"type":"enum","name":"c.E","symbols":["X"]}}]}"#,
                        #"["null",{"type":"map","values":{"type":"fixed","name":"F","size":3}}]"#]
@@ -124,7 +124,7 @@ enum Python {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("schemas.json")
         try JSONValue.array(schemas.map { .string($0) }).description.write(to: file, atomically: true, encoding: .utf8)
-        let result = try Python.run([Python.scripts.appendingPathComponent("avro_interop.py").path, "canonical", file.path])
+        let result = try await offThread { try Python.run([Python.scripts.appendingPathComponent("avro_interop.py").path, "canonical", file.path]) }
         try #require(result.status == 0, "\(result.output)")
         let lines = result.output.split(separator: "\n").map(String.init)
         try #require(lines.count == schemas.count, "\(result.output)")
@@ -152,11 +152,11 @@ enum Python {
         let output: String = try await app.test(.live) { client in
             let port = try #require(client.port)
             let hex = eddyFrame.map { String(format: "%02x", $0) }.joined()
-            return try await Task.detached {
-                let result = try Python.run([Python.scripts.appendingPathComponent("registry_interop.py").path, "http://127.0.0.1:\(port)", hex])
-                try #require(result.status == 0, "\(result.output)")
-                return result.output
-            }.value
+            let result = try await offThread {
+                try Python.run([Python.scripts.appendingPathComponent("registry_interop.py").path, "http://127.0.0.1:\(port)", hex])
+            }
+            try #require(result.status == 0, "\(result.output)")
+            return result.output
         }
         let json = try JSONValue(parsing: try #require(output.split(separator: "\n").last.map(String.init)))
         #expect(json["id1"] == .integer(1), "Eddy registered the same schema first, so Python gets its id")

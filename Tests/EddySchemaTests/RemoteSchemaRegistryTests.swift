@@ -15,40 +15,44 @@ import Testing
         try await app.test(.live) { client in
             let port = try #require(client.port)
             let url = "http://127.0.0.1:\(port)"
-            try await Task.detached {
+            // The client blocks, so it runs on its own thread; it reports what went wrong as
+            // text and the expectation is checked back in the test's task.
+            let problems: [String] = try await offThread {
+                var problems: [String] = []
+                func check(_ ok: Bool, _ what: String) { if !ok { problems.append(what) } }
                 let remote = try RemoteSchemaRegistry(url: url, user: "u", password: "p", timeoutSeconds: 10)
-                let id = try remote.register(subject: "users-value", type: .avro, schema: Users.v1)
-                #expect(id == 1)
-                #expect(try remote.subjectNames() == ["users-value"])
-                #expect(try remote.versions(subject: "users-value") == [1])
-                #expect(try remote.schema(id: 1).schema == Users.v1)
-                #expect(try remote.schema(subject: "users-value", version: .latest).id == 1)
-                #expect(try remote.lookup(subject: "users-value", type: .avro, schema: Users.v1, includeDeleted: false).version == 1)
+                check(try remote.register(subject: "users-value", type: .avro, schema: Users.v1) == 1, "register gives id 1")
+                check(try remote.subjectNames() == ["users-value"], "subjects")
+                check(try remote.versions(subject: "users-value") == [1], "versions")
+                check(try remote.schema(id: 1).schema == Users.v1, "schema by id")
+                check(try remote.schema(subject: "users-value", version: .latest).id == 1, "latest")
+                check(try remote.lookup(subject: "users-value", type: .avro, schema: Users.v1, includeDeleted: false).version == 1, "lookup")
                 let verdict = try remote.checkCompatibility(subject: "users-value", type: .avro, schema: Users.v3Bad, version: nil)
-                #expect(!verdict.compatible)
-                #expect(verdict.messages.contains { $0.contains("email") })
-                #expect(try remote.compatibilityLevel(subject: "users-value") == "BACKWARD")
+                check(!verdict.compatible && verdict.messages.contains { $0.contains("email") }, "compatibility verdict \(verdict)")
+                check(try remote.compatibilityLevel(subject: "users-value") == "BACKWARD", "default level")
                 try remote.setCompatibilityLevel(.full, subject: "users-value")
-                #expect(try remote.compatibilityLevel(subject: "users-value") == "FULL")
+                check(try remote.compatibilityLevel(subject: "users-value") == "FULL", "level set")
                 do {
                     _ = try remote.register(subject: "users-value", type: .avro, schema: Users.v3Bad)
-                    Issue.record("registered an incompatible schema")
+                    problems.append("registered an incompatible schema")
                 } catch let error as SchemaRegistryError {
-                    #expect(error.code == 409)
+                    check(error.code == 409, "409 for an incompatible schema, got \(error.code)")
                 }
                 // A serde over the remote registry.
                 struct User: Codable, Equatable { var id: Int64 }
                 let serde = try AvroSerde<User>(schema: try AvroSchema(parsing: Users.v1), client: remote, topic: "users")
-                #expect(try serde.deserialize(serde.serialize(User(id: 5))) == User(id: 5))
+                check(try serde.deserialize(serde.serialize(User(id: 5))) == User(id: 5), "serde round trip")
                 // Wrong credentials are a 401, not a hang.
                 let stranger = try RemoteSchemaRegistry(url: url, user: "u", password: "wrong", timeoutSeconds: 10)
                 do {
                     _ = try stranger.subjectNames()
-                    Issue.record("listed subjects with a wrong password")
+                    problems.append("listed subjects with a wrong password")
                 } catch let error as SchemaRegistryError {
-                    #expect(error.code == 401)
+                    check(error.code == 401, "401 for wrong credentials, got \(error.code)")
                 }
-            }.value
+                return problems
+            }
+            #expect(problems.isEmpty, "\(problems)")
         }
         #expect(throws: EddyError.self) { try RemoteSchemaRegistry(url: "ftp://x") }
     }
