@@ -138,6 +138,13 @@ final class AvroDecodingState {
             }
             return (type == Data.self ? Data(bytes) as! T : bytes as! T)
         }
+        if let layout = cache.layouts[node] {
+            // A record: its field reader is the decoder too (one object per record, not two).
+            let record = AvroRecordDecoding(state: self, layout: layout, node: node, codingPath: codingPath, depth: depth)
+            let value = try T(from: record)
+            try record.finishDecoding()
+            return value
+        }
         let decoder = _AvroDecoder(state: self, node: node, codingPath: codingPath, depth: depth)
         let value = try T(from: decoder)
         try decoder.finish()
@@ -231,20 +238,49 @@ protocol AvroKeyedDecodingStorage: AvroDecodingContainerFinisher {
 /// A record read field by field. Reading fields in schema order is one pass with no
 /// bookkeeping; asking for a later field skips the ones before it, asking for an earlier one
 /// re-skips from the record's start (rare: synthesized `Decodable` reads in declaration order).
-final class AvroRecordDecoding: AvroKeyedDecodingStorage {
+final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
     let state: AvroDecodingState
     let layout: AvroRecordLayout
+    /// The record's node, for values that decode through another container kind.
+    let node: Int
     let codingPath: [any CodingKey]
     let depth: Int
+    /// As a `Decoder`: whether a keyed container was handed out, and the general decoder used
+    /// for other container kinds; finished when the value is done.
+    var keyed = false
+    var delegate: _AvroDecoder?
+
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        keyed = true
+        return KeyedDecodingContainer(AvroRecordKeyedDecodingContainer<Key>(storage: self))
+    }
+
+    func other() -> _AvroDecoder {
+        if let delegate { return delegate }
+        state.reader.position = start
+        let decoder = _AvroDecoder(state: state, node: node, codingPath: codingPath, depth: depth)
+        delegate = decoder
+        return decoder
+    }
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer { try other().unkeyedContainer() }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { try other().singleValueContainer() }
+
+    func finishDecoding() throws {
+        if keyed { try finish() }
+        try delegate?.finish()
+    }
     /// Where the record starts.
     let start: Int
     /// The next field in data order and where it starts.
     var next = 0
     var nextPosition: Int
 
-    init(state: AvroDecodingState, layout: AvroRecordLayout, codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroDecodingState, layout: AvroRecordLayout, node: Int = -1, codingPath: [any CodingKey], depth: Int) {
         self.state = state
         self.layout = layout
+        self.node = node
         self.codingPath = codingPath
         self.depth = depth
         start = state.reader.position

@@ -129,6 +129,13 @@ final class AvroEncodingState {
             if let uuid = value as? UUID { writer.writeString(uuid.uuidString.lowercased()); return }
         default: break
         }
+        if let layout = cache.layouts[node] {
+            // A record: its field storage is the encoder too (one object per record, not two).
+            let record = AvroRecordEncoding(state: self, layout: layout, node: node, codingPath: codingPath, depth: depth)
+            try value.encode(to: record)
+            try record.finishEncoding()
+            return
+        }
         let encoder = _AvroEncoder(state: self, node: node, codingPath: codingPath, depth: depth)
         try value.encode(to: encoder)
         try encoder.finish()
@@ -278,18 +285,47 @@ final class AvroFailingEncoding: AvroKeyedEncodingStorage {
     func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws { throw error }
 }
 
-final class AvroRecordEncoding: AvroKeyedEncodingStorage {
+final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     let state: AvroEncodingState
     let layout: AvroRecordLayout
+    /// The record's node, for values that encode through another container kind.
+    let node: Int
     let codingPath: [any CodingKey]
     let depth: Int
     var cursor = 0
+    /// As an `Encoder`: the container handed out, finished when the value is done.
+    var delegate: _AvroEncoder?
+    var keyed = false
 
-    init(state: AvroEncodingState, layout: AvroRecordLayout, codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroEncodingState, layout: AvroRecordLayout, node: Int = -1, codingPath: [any CodingKey], depth: Int) {
         self.state = state
         self.layout = layout
+        self.node = node
         self.codingPath = codingPath
         self.depth = depth
+    }
+
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        keyed = true
+        return KeyedEncodingContainer(AvroRecordKeyedEncodingContainer<Key>(storage: self))
+    }
+
+    /// A value that encodes a record through a list or a single value (a wrapper type): handled,
+    /// and checked, by a general encoder for the record's node.
+    func other() -> _AvroEncoder {
+        if let delegate { return delegate }
+        let encoder = _AvroEncoder(state: state, node: node, codingPath: codingPath, depth: depth)
+        delegate = encoder
+        return encoder
+    }
+    func unkeyedContainer() -> any UnkeyedEncodingContainer { other().unkeyedContainer() }
+    func singleValueContainer() -> any SingleValueEncodingContainer { other().singleValueContainer() }
+
+    func finishEncoding() throws {
+        if keyed { try finish() }
+        try delegate?.finish()
     }
 
     /// Moves to the field named `key`, filling skipped fields with null or their defaults.

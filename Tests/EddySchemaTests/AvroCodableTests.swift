@@ -136,4 +136,24 @@ import Testing
             #expect(try AvroDecoder(schema: schema).decode(User.self, from: bytes) == user)
         }
     }
+
+    /// A wrapper that encodes its record through a single-value container.
+    struct Wrapped: Codable, Equatable {
+        var address: Address
+        init(address: Address) { self.address = address }
+        init(from decoder: any Decoder) throws { address = try decoder.singleValueContainer().decode(Address.self) }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(address)
+        }
+    }
+
+    @Test func aRecordEncodedThroughASingleValueContainerMatchesTheRecordItself() throws {
+        let schema = try AvroSchema(parsing: #"{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"zip","type":"int"}]}"#)
+        let address = Address(street: "Main", zip: 8000)
+        let direct = try AvroEncoder(schema: schema).encode(address)
+        let wrapped = try AvroEncoder(schema: schema).encode(Wrapped(address: address))
+        #expect(wrapped == direct)
+        #expect(try AvroDecoder(schema: schema).decode(Wrapped.self, from: direct) == Wrapped(address: address))
+    }
 }
