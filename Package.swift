@@ -15,10 +15,15 @@ let package = Package(
         .library(name: "EddyState", targets: ["EddyState"]),
         .library(name: "EddyStreams", targets: ["EddyStreams"]),
         .library(name: "Eddy", targets: ["Eddy"]),
+        .library(name: "EddySchema", targets: ["EddySchema"]),
+        .library(name: "EddySchemaServer", targets: ["EddySchemaServer"]),
+        .library(name: "EddySchemaProtobuf", targets: ["EddySchemaProtobuf"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // C code of our own: CRC32C with the CPU's crc32 instruction. Imported by EddyCore alone.
@@ -41,9 +46,27 @@ let package = Package(
         // Examples/: small topologies written with the DSL, each tested through the TopologyTestDriver.
         .target(name: "EddyExamples", dependencies: ["Eddy"], path: "Examples/EddyExamples", swiftSettings: strict),
 
+        // Avro / Protobuf / JSON Schema, the registry and its compatibility rules. No server code.
+        .target(name: "EddySchema", dependencies: ["EddyCore"], swiftSettings: strict),
+        // Serdes for swift-protobuf messages (kept apart so EddySchema depends on EddyCore only).
+        .target(
+            name: "EddySchemaProtobuf",
+            dependencies: ["EddySchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict
+        ),
+        // The registry's REST API (Confluent-compatible) on Hummingbird.
+        .target(
+            name: "EddySchemaServer",
+            dependencies: [
+                "EddyCore", "EddySchema",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+
         .target(
             name: "EddyBenchmarks",
-            dependencies: ["EddyCore", "EddyLog", "EddyState"],
+            dependencies: ["EddyCore", "EddyLog", "EddyState", "EddySchema"],
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
@@ -53,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "EddyCommand",
             dependencies: [
-                "EddyCore", "EddyLog", "EddyBenchmarks",
+                "EddyCore", "EddyLog", "EddyBenchmarks", "EddySchema", "EddySchemaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -68,6 +91,17 @@ let package = Package(
         .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyState", "EddyStreams"], swiftSettings: strict),
         .testTarget(name: "EddyExamplesTests", dependencies: ["Eddy", "EddyExamples"], path: "Examples/EddyExamplesTests",
                     swiftSettings: strict),
+        .testTarget(
+            name: "EddySchemaTests",
+            dependencies: [
+                "EddyCore", "EddySchema", "EddySchemaServer", "EddySchemaProtobuf",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            resources: [.copy("Resources")],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

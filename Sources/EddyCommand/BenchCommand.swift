@@ -6,7 +6,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Run a benchmark and print its figures.",
-        subcommands: [Log.self, State.self])
+        subcommands: [Log.self, State.self, Schema.self])
 
     struct Log: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -25,5 +25,13 @@ struct BenchCommand: ParsableCommand {
             discussion: "Options are passed through: --records N (default 1,000,000), --rounds N, --directory DIR.")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
         func run() throws { try StateBenchmark.run(arguments: arguments) }
+    }
+
+    struct Schema: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Avro encode/decode (generic and typed) vs Foundation JSON on the same values.",
+            discussion: "Options are passed through: --records N (default 1,000,000), --profile typed|typed-encode|generic.")
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() throws { try SchemaBenchmark.run(arguments: arguments) }
     }
 }
