@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "EddyCore", targets: ["EddyCore"]),
         .library(name: "EddyLog", targets: ["EddyLog"]),
         .library(name: "EddyState", targets: ["EddyState"]),
+        .library(name: "EddyKafka", targets: ["EddyKafka"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
@@ -29,21 +30,25 @@ let package = Package(
         // Debian's librocksdb-dev (C API, rocksdb/c.h). Imported by EddyState alone.
         .systemLibrary(name: "CRocksDB", path: "Sources/CRocksDB",
                        providers: [.apt(["librocksdb-dev"])]),
+        // Debian's librdkafka-dev 2.0.x (rdkafka.h, rdkafka_mock.h). Imported by EddyKafka alone.
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
 
         .target(name: "EddyCore", dependencies: ["CCRC32C"], swiftSettings: strict),
         .target(name: "EddyLog", dependencies: ["EddyCore", "CZstd", "CLZ4"], swiftSettings: strict),
         .target(name: "EddyState", dependencies: ["EddyCore", "CRocksDB"], swiftSettings: strict),
+        .target(name: "EddyKafka", dependencies: ["EddyCore", "CRdKafka"], swiftSettings: strict),
 
         .target(
             name: "EddyBenchmarks",
-            dependencies: ["EddyCore", "EddyLog", "EddyState"],
+            dependencies: ["EddyCore", "EddyLog", "EddyState", "EddyKafka"],
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "EddyCommand",
             dependencies: [
-                "EddyCore", "EddyLog", "EddyBenchmarks",
+                "EddyCore", "EddyLog", "EddyKafka", "EddyBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -55,6 +60,7 @@ let package = Package(
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
         .testTarget(name: "EddyCommandTests", dependencies: ["EddyCommand"], swiftSettings: strict),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
+        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyCore", "EddyKafka", "EddyLog"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
