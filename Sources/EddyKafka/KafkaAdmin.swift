@@ -147,9 +147,23 @@ final class KafkaAdmin: LogAdmin, @unchecked Sendable {
         try metadataClient.allTopics(timeoutMilliseconds: timeoutMilliseconds).keys.sorted()
     }
 
+    /// `rd_kafka_ListConsumerGroupOffsets` for all partitions (a NULL partition list). Brokers
+    /// whose OffsetFetch cannot list "all" (the mock cluster) answer empty; then every partition
+    /// of every topic is asked for explicitly.
     func committedOffsets(group: String) throws -> [TopicPartition: Offset] {
+        let offsets = try committedOffsets(group: group, partitions: nil)
+        if !offsets.isEmpty { return offsets }
+        var all: [TopicPartition] = []
+        for (topic, count) in try metadataClient.allTopics(timeoutMilliseconds: timeoutMilliseconds) where !topic.hasPrefix("__") {
+            for p in 0..<count { all.append(TopicPartition(topic, p)) }
+        }
+        return all.isEmpty ? [:] : try committedOffsets(group: group, partitions: all.sorted())
+    }
+
+    private func committedOffsets(group: String, partitions: [TopicPartition]?) throws -> [TopicPartition: Offset] {
         try Names.validate(group, what: "group")
-        guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, nil) else { return [:] }
+        let list = partitions.map { RDKafkaTopicPartitionList($0) }
+        guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, list?.pointer) else { return [:] }
         defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
         var offsets: [TopicPartition: Offset] = [:]
         try adminCall("committed offsets of group \(group)") { queue, options in

@@ -30,6 +30,10 @@ final class KafkaConsumer: LogConsumer {
         if let group = configuration.groupID {
             try Names.validate(group, what: "group")
             properties["group.id"] = group
+        } else {
+            // librdkafka has no consumer queue without a group id. A standalone consumer gets a
+            // private one that is never joined (assign only) and never committed to.
+            properties["group.id"] = "eddy-standalone-\(UInt64.random(in: 0...UInt64.max))"
         }
         properties["isolation.level"] = configuration.isolation.rawValue
         properties["auto.offset.reset"] = configuration.autoOffsetReset == .none ? "error" : configuration.autoOffsetReset.rawValue
@@ -44,7 +48,10 @@ final class KafkaConsumer: LogConsumer {
         for (key, value) in configuration.extra { properties[key] = value }
         let context = RDKafkaClientContext(logLevel: log.configuration.logLevel)
         client = try RDKafkaClient(kind: .consumer, properties: properties, context: context)
-        queue = rd_kafka_queue_get_consumer(client.handle)
+        guard let queue = rd_kafka_queue_get_consumer(client.handle) else {
+            throw EddyError(.invalidState, "librdkafka consumer has no consumer queue")
+        }
+        self.queue = queue
         messages = Array(repeating: nil, count: max(1, min(configuration.maximumPollRecords, 100_000)))
         context.rebalance = { [unowned self] handle, error, partitions in
             self.rebalanced(handle, error, RDKafkaTopicPartitionList(borrowing: partitions))
@@ -118,8 +125,10 @@ final class KafkaConsumer: LogConsumer {
         return RDKafkaTopicPartitionList(adopting: list).partitions.sorted()
     }
 
-    /// `rd_kafka_consume_batch_queue` on the consumer queue: waits up to the timeout for the
-    /// first records, then returns what has arrived (up to `maximumPollRecords`).
+    /// Waits up to the timeout for the first record (`rd_kafka_consumer_poll`, which also serves
+    /// rebalance callbacks), then takes what else has arrived without waiting
+    /// (`rd_kafka_consume_batch_queue` with timeout 0, which would otherwise wait for a full
+    /// batch), up to `maximumPollRecords`.
     func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
         try checkOpen()
         if let error = deferredError {
@@ -128,38 +137,39 @@ final class KafkaConsumer: LogConsumer {
         }
         if let fatal = client.context.fatalError { throw fatal }
         var records: [ConsumerRecord] = []
-        let started = monotonicMilliseconds()
-        while true {
-            let left = max(0, Int64(timeoutMilliseconds) - (monotonicMilliseconds() - started))
+        let limit = messages.count
+        guard let first = rd_kafka_consumer_poll(client.handle, Int32(clamping: max(timeoutMilliseconds, 0))) else {
+            return records
+        }
+        take(first, into: &records)
+        while records.count < limit {
+            let wanted = limit - records.count
             let count = messages.withUnsafeMutableBufferPointer { buffer in
-                rd_kafka_consume_batch_queue(queue, Int32(records.isEmpty ? left : 0), buffer.baseAddress, buffer.count)
+                rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress, wanted)
             }
-            if count < 0 { throw RDKafkaError.error(rd_kafka_last_error(), "poll", redactor: client.redactor) }
-            records.reserveCapacity(records.count + count)
-            for i in 0..<count {
-                guard let message = messages[i] else { continue }
-                defer { rd_kafka_message_destroy(message) }
-                let err = message.pointee.err
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
-                    let error = RDKafkaError.error(err, "poll", detail: messageText(message), redactor: client.redactor)
-                    if records.isEmpty && deferredError == nil { deferredError = error } else if deferredError == nil { deferredError = error }
-                    continue
-                }
-                records.append(record(message))
-            }
-            if let error = deferredError, records.isEmpty {
-                deferredError = nil
-                throw error
-            }
-            if !records.isEmpty || left == 0 || count == 0 && monotonicMilliseconds() - started >= Int64(timeoutMilliseconds) {
-                break
-            }
+            if count <= 0 { break }
+            for i in 0..<count { if let message = messages[i] { take(message, into: &records) } }
+        }
+        if records.isEmpty, let error = deferredError {
+            deferredError = nil
+            throw error
         }
         var last: [TopicPartition: Offset] = [:]
         for record in records { last[TopicPartition(record.topic, record.partition)] = record.offset + 1 }
         for (partition, next) in last { positions[partition] = next }
         return records
+    }
+
+    /// Converts and destroys one message (`rd_kafka_message_destroy`); an error message becomes
+    /// the deferred error (thrown now if nothing was read, else by the next poll).
+    private func take(_ message: UnsafeMutablePointer<rd_kafka_message_t>, into records: inout [ConsumerRecord]) {
+        defer { rd_kafka_message_destroy(message) }
+        let err = message.pointee.err
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            records.append(record(message))
+        } else if err != RD_KAFKA_RESP_ERR__PARTITION_EOF && deferredError == nil {
+            deferredError = RDKafkaError.error(err, "poll", detail: messageText(message), redactor: client.redactor)
+        }
     }
 
     private func messageText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String? {

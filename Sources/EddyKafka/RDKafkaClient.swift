@@ -62,29 +62,17 @@ final class RDKafkaClient: @unchecked Sendable {
         Unmanaged.passUnretained(context).release()
     }
 
-    /// Partition count of `topic` from a metadata request (`rd_kafka_metadata` for one topic
-    /// handle, `rd_kafka_topic_new`). Throws ``EddyError/Code/unknownTopic`` if the cluster does
-    /// not know it.
+    /// Partition count of `topic` from an all-topics metadata request (`rd_kafka_metadata`).
+    /// Throws ``EddyError/Code/unknownTopic`` if the cluster does not know it.
+    ///
+    /// Why all topics: a metadata request naming one topic makes brokers that do not honour
+    /// `allow.auto.create.topics=false` (older brokers, and librdkafka's mock cluster, whose
+    /// Metadata API predates the flag) create the topic; listing all topics creates nothing.
     func partitionCount(of topic: String, timeoutMilliseconds: Int) throws -> Int {
-        guard let rkt = rd_kafka_topic_new(handle, topic, nil) else {
-            throw EddyError(.invalidName, "Kafka topic \(topic): \(String(cString: rd_kafka_err2str(rd_kafka_last_error())))")
+        guard let count = try allTopics(timeoutMilliseconds: timeoutMilliseconds)[topic] else {
+            throw EddyError(.unknownTopic, "unknown topic \(topic)")
         }
-        defer { rd_kafka_topic_destroy(rkt) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(handle, 0, rkt, &metadata, Int32(timeoutMilliseconds))
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-            throw RDKafkaError.error(err, "metadata of topic \(topic)", redactor: redactor)
-        }
-        defer { rd_kafka_metadata_destroy(metadata) }
-        guard metadata.pointee.topic_cnt > 0 else { throw EddyError(.unknownTopic, "unknown topic \(topic)") }
-        let t = metadata.pointee.topics[0]
-        if t.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || t.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
-                throw EddyError(.unknownTopic, "unknown topic \(topic)")
-            }
-            throw RDKafkaError.error(t.err, "metadata of topic \(topic)", redactor: redactor)
-        }
-        return Int(t.partition_cnt)
+        return count
     }
 
     /// Names and partition counts of all topics (`rd_kafka_metadata` with all_topics).
