@@ -104,7 +104,17 @@ final class KafkaConsumer: LogConsumer {
                 throw EddyError(.unknownPartition, "topic \(partition.topic) has no partition \(partition.partition)")
             }
         }
-        let list = RDKafkaTopicPartitionList(partitions)
+        // A standalone consumer has no committed offsets to look up: start where the reset
+        // policy says at once (a group member starts from its group's committed offsets).
+        var start = Int64(RD_KAFKA_OFFSET_INVALID)
+        if configuration.groupID == nil {
+            switch configuration.autoOffsetReset {
+            case .earliest: start = Int64(RD_KAFKA_OFFSET_BEGINNING)
+            case .latest: start = Int64(RD_KAFKA_OFFSET_END)
+            case .none: break
+            }
+        }
+        let list = RDKafkaTopicPartitionList(partitions, offset: start)
         let err = rd_kafka_assign(client.handle, list.pointer)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw RDKafkaError.error(err, "assign", redactor: client.redactor) }
         positions = [:]
@@ -154,9 +164,15 @@ final class KafkaConsumer: LogConsumer {
             deferredError = nil
             throw error
         }
-        var last: [TopicPartition: Offset] = [:]
-        for record in records { last[TopicPartition(record.topic, record.partition)] = record.offset + 1 }
-        for (partition, next) in last { positions[partition] = next }
+        // Records of one partition arrive together: update the position at each change of partition.
+        var index = 0
+        while index < records.count {
+            var end = index
+            while end + 1 < records.count && records[end + 1].partition == records[index].partition
+                    && records[end + 1].topic == records[index].topic { end += 1 }
+            positions[TopicPartition(records[end].topic, records[end].partition)] = records[end].offset + 1
+            index = end + 1
+        }
         return records
     }
 

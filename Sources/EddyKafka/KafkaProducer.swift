@@ -28,6 +28,10 @@ final class KafkaProducer: TransactionalProducer {
     let transactionalID: String
     private(set) var state: State
     private var partitionCounts: [String: Int] = [:]
+    /// The last topic sent to and its partition count: spares a hash per record.
+    private var lastTopic: (name: String, count: Int)?
+    /// Reused argument vector for `rd_kafka_produceva` (no allocation per record).
+    private let values = UnsafeMutablePointer<rd_kafka_vu_t>.allocate(capacity: 8)
     private var pending = 0
     private var firstFailure: EddyError?
 
@@ -57,6 +61,7 @@ final class KafkaProducer: TransactionalProducer {
 
     deinit {
         client.context.delivery = nil
+        values.deallocate()
     }
 
     /// Moves the transaction state machine, refusing illegal moves with ``EddyError/Code/invalidState``.
@@ -132,7 +137,6 @@ final class KafkaProducer: TransactionalProducer {
         let err: rd_kafka_resp_err_t = record.topic.withCString { topic in
             withOptionalBytes(record.key) { key in
                 withOptionalBytes(record.value) { value in
-                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
                     var n = 0
                     values[n].vtype = RD_KAFKA_VTYPE_TOPIC; values[n].u.cstr = topic; n += 1
                     values[n].vtype = RD_KAFKA_VTYPE_PARTITION
@@ -157,7 +161,7 @@ final class KafkaProducer: TransactionalProducer {
                     if let opaque {
                         values[n].vtype = RD_KAFKA_VTYPE_OPAQUE; values[n].u.ptr = opaque; n += 1
                     }
-                    guard let error = rd_kafka_produceva(client.handle, &values, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                    guard let error = rd_kafka_produceva(client.handle, values, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
                     let code = rd_kafka_error_code(error)
                     rd_kafka_error_destroy(error)
                     return code
@@ -172,20 +176,20 @@ final class KafkaProducer: TransactionalProducer {
     /// The delivery report of one record (dr_msg_cb, this producer's thread).
     private func delivered(_ err: rd_kafka_resp_err_t, _ message: UnsafePointer<rd_kafka_message_t>) {
         pending -= 1
-        let result: Result<RecordMetadata, EddyError>
+        let opaque = message.pointee._private
         if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            // The common case with no handler costs nothing more than the counter.
+            guard let opaque else { return }
             let topic = String(cString: rd_kafka_topic_name(message.pointee.rkt))
             let timestamp = rd_kafka_message_timestamp(message, nil)
-            result = .success(RecordMetadata(topicPartition: TopicPartition(topic, Int(message.pointee.partition)),
-                                             offset: message.pointee.offset, timestamp: timestamp))
+            let metadata = RecordMetadata(topicPartition: TopicPartition(topic, Int(message.pointee.partition)),
+                                          offset: message.pointee.offset, timestamp: timestamp)
+            Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue().handler(.success(metadata))
         } else {
             let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
             let error = RDKafkaError.error(err, "delivery to \(topic)-\(message.pointee.partition)", redactor: client.redactor)
             if firstFailure == nil { firstFailure = error }
-            result = .failure(error)
-        }
-        if let opaque = message.pointee._private {
-            Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue().handler(result)
+            if let opaque { Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue().handler(.failure(error)) }
         }
     }
 
@@ -216,9 +220,14 @@ final class KafkaProducer: TransactionalProducer {
     }
 
     func partitionCount(of topic: String) throws -> Int {
-        if let count = partitionCounts[topic] { return count }
+        if let last = lastTopic, last.name == topic { return last.count }
+        if let count = partitionCounts[topic] {
+            lastTopic = (topic, count)
+            return count
+        }
         let count = try log.partitionCount(of: topic)
         partitionCounts[topic] = count
+        lastTopic = (topic, count)
         return count
     }
 
