@@ -35,30 +35,27 @@ public enum KafkaBenchmark {
         let topic = "bench-eddy"
         try log.admin.createTopic(topic, configuration: TopicConfiguration(partitions: partitions))
         let value = [UInt8](repeating: 0x61, count: bytes)
-        let producer = try log.makeProducer(ProducerConfiguration(clientID: "bench", timeoutMilliseconds: 120_000))
         var started = Date()
-        for i in 0..<records {
-            try producer.send(ProducerRecord(topic: topic, partition: i % partitions, value: value))
-        }
-        let sendSeconds = Date().timeIntervalSince(started)
-        try producer.flush()
-        let eddyProduce = Date().timeIntervalSince(started)
-        print(String(format: "KafkaLog produce: send loop %.2f s, flush %.2f s", sendSeconds, eddyProduce - sendSeconds))
-        try producer.close()
-
-        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: .readUncommitted, partitionFetchMaximumBytes: 1_048_576))
+        let eddyProduce = try produce(log: log, topic: topic, records: records, value: value, partitions: partitions)
+        let consumer = try log.makeConsumer(ConsumerConfiguration(partitionFetchMaximumBytes: 1_048_576))
         try consumer.assign((0..<partitions).map { TopicPartition(topic, $0) })
         started = Date()
+        let cpuBefore = threadCPUSeconds()
         var received = 0
         var payloadBytes = 0
+        var firstRecordSeconds = 0.0
         while received < records {
             if Date().timeIntervalSince(started) > 120 { throw EddyError(.timeout, "consumed \(received) of \(records)") }
-            for record in try consumer.poll(timeoutMilliseconds: 1_000) {
+            let batch = try consumer.poll(timeoutMilliseconds: 1_000)
+            if received == 0 && !batch.isEmpty { firstRecordSeconds = Date().timeIntervalSince(started) }
+            for record in batch {
                 received += 1
                 payloadBytes &+= record.value?.count ?? 0
             }
         }
         let eddyConsume = Date().timeIntervalSince(started)
+        print(String(format: "KafkaLog consume: %.2f s (first record after %.2f s), of which %.2f s CPU on the polling thread",
+                     eddyConsume, firstRecordSeconds, threadCPUSeconds() - cpuBefore))
         try consumer.close()
 
         let rawTopic = "bench-raw"
@@ -73,4 +70,26 @@ public enum KafkaBenchmark {
         print("consume  librdkafka loop \(rate(rawConsume))   KafkaLog \(rate(eddyConsume))   ratio \(String(format: "%.1f%%", rawConsume / eddyConsume * 100))")
         print("target: KafkaLog >= 90% of the plain librdkafka loop")
     }
+}
+
+/// CPU seconds used by the calling thread (`getrusage(RUSAGE_THREAD)`).
+func threadCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(1), &usage)  // RUSAGE_THREAD (Linux), not imported by Glibc
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// The KafkaLog produce phase; the producer is released on return, before the consume phase.
+private func produce(log: KafkaLog, topic: String, records: Int, value: [UInt8], partitions: Int) throws -> Double {
+    let producer = try log.makeProducer(ProducerConfiguration(clientID: "bench", timeoutMilliseconds: 120_000))
+    let started = Date()
+    for i in 0..<records {
+        try producer.send(ProducerRecord(topic: topic, partition: i % partitions, value: value))
+    }
+    let sendSeconds = Date().timeIntervalSince(started)
+    try producer.flush()
+    let eddyProduce = Date().timeIntervalSince(started)
+    print(String(format: "KafkaLog produce: send loop %.2f s, flush %.2f s", sendSeconds, eddyProduce - sendSeconds))
+    try producer.close()
+    return eddyProduce
 }
