@@ -65,9 +65,13 @@ public enum KafkaBenchmark {
         let rawConsume = try _RawRdKafkaBaseline.consume(bootstrapServers: cluster.bootstrapServers, topic: rawTopic,
                                                           records: records, partitions: partitions)
 
+        let rawConsumeWithoutHeaders = try _RawRdKafkaBaseline.consume(bootstrapServers: cluster.bootstrapServers, topic: rawTopic,
+                                                                        records: records, partitions: partitions, headers: false)
+
         func rate(_ seconds: Double) -> String { String(format: "%10.0f records/s", Double(records) / seconds) }
         print("produce  librdkafka loop \(rate(rawProduce))   KafkaLog \(rate(eddyProduce))   ratio \(String(format: "%.1f%%", rawProduce / eddyProduce * 100))")
         print("consume  librdkafka loop \(rate(rawConsume))   KafkaLog \(rate(eddyConsume))   ratio \(String(format: "%.1f%%", rawConsume / eddyConsume * 100))")
+        print("(plain loop without the header look-up: \(rate(rawConsumeWithoutHeaders)); KafkaLog at \(String(format: "%.1f%%", rawConsumeWithoutHeaders / eddyConsume * 100)) of it)")
         print("target: KafkaLog >= 90% of the plain librdkafka loop")
     }
 }

@@ -7,7 +7,11 @@ import EddyCore
 ///
 /// Both loops use the settings ``KafkaLog`` uses by default (idempotent producer, `linger.ms=5`,
 /// `batch.size` 64 KiB, `rd_kafka_produceva` with copied values; consumer batches from
-/// `rd_kafka_consume_batch_queue`), and touch each payload's length but copy nothing.
+/// `rd_kafka_consume_batch_queue`). The consume loop reads what a consumer of Eddy's records
+/// needs from librdkafka — key and value lengths, the timestamp (`rd_kafka_message_timestamp`)
+/// and the headers (`rd_kafka_message_headers`, `rd_kafka_header_get_all`) — but copies nothing.
+/// With `headers: false` it skips the header look-up (which alone costs librdkafka about as
+/// much as the rest of the loop: it parses each record's header block into a new list).
 public enum _RawRdKafkaBaseline {
     /// Produces `records` values of `recordBytes` bytes round-robin over `partitions` partitions
     /// of `topic` and waits for every delivery report. Returns the seconds taken.
@@ -51,7 +55,8 @@ public enum _RawRdKafkaBaseline {
 
     /// Consumes `records` records from the beginning of all `partitions` partitions of `topic`.
     /// Returns the seconds taken.
-    public static func consume(bootstrapServers: String, topic: String, records: Int, partitions: Int) throws -> Double {
+    public static func consume(bootstrapServers: String, topic: String, records: Int, partitions: Int,
+                               headers: Bool = true) throws -> Double {
         let client = try RDKafkaClient(kind: .consumer, properties: [
             "bootstrap.servers": bootstrapServers, "group.id": "eddy-baseline-\(UInt32.random(in: 0...UInt32.max))",
             "enable.auto.commit": "false", "auto.offset.reset": "earliest", "log_level": "3",
@@ -68,18 +73,38 @@ public enum _RawRdKafkaBaseline {
         while received < records {
             if monotonicMilliseconds() - started > 120_000 { throw EddyError(.timeout, "baseline consumed \(received) of \(records)") }
             guard let first = rd_kafka_consumer_poll(client.handle, 1_000) else { continue }
-            if first.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { received += 1; bytes &+= first.pointee.len }
+            if first.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { received += 1; bytes &+= touch(first, headers: headers) }
             rd_kafka_message_destroy(first)
             while true {
                 let count = buffer.withUnsafeMutableBufferPointer { rd_kafka_consume_batch_queue(queue, 0, $0.baseAddress, $0.count) }
                 if count <= 0 { break }
                 for i in 0..<count {
                     guard let message = buffer[i] else { continue }
-                    if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { received += 1; bytes &+= message.pointee.len }
+                    if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { received += 1; bytes &+= touch(message, headers: headers) }
                     rd_kafka_message_destroy(message)
                 }
             }
         }
         return Double(monotonicMilliseconds() - started) / 1_000
+    }
+
+    /// Reads a message's fields the way a consumer that delivers them must, copying nothing.
+    @inline(__always)
+    private static func touch(_ message: UnsafeMutablePointer<rd_kafka_message_t>, headers: Bool) -> Int {
+        var total = message.pointee.len &+ message.pointee.key_len
+        total &+= Int(truncatingIfNeeded: rd_kafka_message_timestamp(message, nil))
+        guard headers else { return total }
+        var list: OpaquePointer?
+        if rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                total &+= size
+                index += 1
+            }
+        }
+        return total
     }
 }
