@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "EddySchema", targets: ["EddySchema"]),
         .library(name: "EddySchemaServer", targets: ["EddySchemaServer"]),
         .library(name: "EddySchemaProtobuf", targets: ["EddySchemaProtobuf"]),
+        .library(name: "EddyKafka", targets: ["EddyKafka"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
@@ -36,10 +37,14 @@ let package = Package(
         // Debian's librocksdb-dev (C API, rocksdb/c.h). Imported by EddyState alone.
         .systemLibrary(name: "CRocksDB", path: "Sources/CRocksDB",
                        providers: [.apt(["librocksdb-dev"])]),
+        // Debian's librdkafka-dev 2.0.x (rdkafka.h, rdkafka_mock.h). Imported by EddyKafka alone.
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
 
         .target(name: "EddyCore", dependencies: ["CCRC32C"], swiftSettings: strict),
         .target(name: "EddyLog", dependencies: ["EddyCore", "CZstd", "CLZ4"], swiftSettings: strict),
         .target(name: "EddyState", dependencies: ["EddyCore", "CRocksDB"], swiftSettings: strict),
+        .target(name: "EddyKafka", dependencies: ["EddyCore", "CRdKafka"], swiftSettings: strict),
 
         .target(name: "EddyStreams", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
         .target(name: "Eddy", dependencies: ["EddyCore", "EddyState", "EddyLog", "EddyStreams"], swiftSettings: strict),
@@ -66,7 +71,7 @@ let package = Package(
 
         .target(
             name: "EddyBenchmarks",
-            dependencies: ["EddyCore", "EddyLog", "EddyState", "EddySchema"],
+            dependencies: ["EddyCore", "EddyLog", "EddyState", "EddySchema", "EddyKafka"],
             path: "Benchmarks/EddyBenchmarks",
             swiftSettings: strict
         ),
@@ -76,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "EddyCommand",
             dependencies: [
-                "EddyCore", "EddyLog", "EddyBenchmarks", "EddySchema", "EddySchemaServer",
+                "EddyCore", "EddyLog", "EddyKafka", "EddyBenchmarks", "EddySchema", "EddySchemaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -102,6 +107,7 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: strict
         ),
+        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyCore", "EddyKafka", "EddyLog"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

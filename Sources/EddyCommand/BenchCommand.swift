@@ -6,7 +6,7 @@ import Foundation
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Run a benchmark and print its figures.",
-        subcommands: [Log.self, State.self, Schema.self])
+        subcommands: [Log.self, State.self, Schema.self, Kafka.self])
 
     struct Log: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -10,6 +10,6 @@ struct EddyCommand: ParsableCommand {
         abstract: "Eddy: stream processing and messaging on partitioned logs.",
         discussion: "Data lives in --data DIR (default: $EDDY_DATA, else ./eddy-data).",
         subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, SchemasCommand.self,
-                      RegistryCommand.self, BenchCommand.self]
+                      RegistryCommand.self, KafkaMockCommand.self, BenchCommand.self]
     )
 }

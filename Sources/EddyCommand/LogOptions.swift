@@ -1,21 +1,44 @@
 import ArgumentParser
 import EddyCore
+import EddyKafka
 import EddyLog
 import Foundation
 
-/// Where the embedded log's data lives; shared by every command that opens it.
+/// Which log a command works on: the embedded log's data directory, or a Kafka cluster
+/// (`--bootstrap`); shared by every command that opens it.
 struct LogOptions: ParsableArguments {
     @Option(name: .long, help: "Data directory of the embedded log (default: $EDDY_DATA, else ./eddy-data).")
     var data: String?
+
+    @Option(name: .long, help: "Kafka bootstrap servers HOST:PORT[,...] (default: $EDDY_BOOTSTRAP); the embedded log when absent.")
+    var bootstrap: String?
 
     var directory: String {
         data ?? ProcessInfo.processInfo.environment["EDDY_DATA"] ?? "./eddy-data"
     }
 
-    /// Opens the embedded log (creating the directory). Fails with a clear message if another
-    /// process holds it.
-    func open() throws -> EmbeddedLog {
-        try EmbeddedLog(directory: directory)
+    /// `--bootstrap`, else `$EDDY_BOOTSTRAP`, else nil (embedded log).
+    var bootstrapServers: String? {
+        if let bootstrap, !bootstrap.isEmpty { return bootstrap }
+        if let value = ProcessInfo.processInfo.environment["EDDY_BOOTSTRAP"], !value.isEmpty { return value }
+        return nil
+    }
+
+    /// Opens the log: a ``KafkaLog`` when bootstrap servers are given, else the embedded log
+    /// (creating the directory; fails with a clear message if another process holds it).
+    func open() throws -> any LogBackend {
+        if let servers = bootstrapServers {
+            return try KafkaLog(configuration: KafkaConfiguration(bootstrapServers: servers))
+        }
+        return try EmbeddedLog(directory: directory)
+    }
+}
+
+extension LogBackend {
+    /// Releases the backend a command opened: closes the embedded log (its lock and files);
+    /// a ``KafkaLog`` holds nothing that needs closing (its handles go with the value).
+    func close() throws {
+        try (self as? EmbeddedLog)?.close()
     }
 }
 
