@@ -41,7 +41,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
     /// Sub-topology reading each source topic (log names).
     let subtopologyOfTopic: [String: Topology.Subtopology]
     var tasks: [TaskID: StreamTask] = [:]
-    var directories: [TaskID: TaskStateDirectory] = [:]
+    var directories: [TaskID: TaskStateDirectory?] = [:]
     var routes: [TopicPartition: StreamTask] = [:]
     var partitionCounts: [String: Int] = [:]
     /// Something was processed or punctuated since the last commit.
@@ -310,9 +310,12 @@ final class StreamThread: RebalanceListener, RecordCollector {
     private func createTasks(for partitions: [TopicPartition]) throws {
         for id in taskIDs(for: partitions).sorted() where tasks[id] == nil {
             let sub = topology.subtopologies[id.subtopology]
-            let directory = try TaskStateDirectory(stateDirectory: configuration.stateDirectory,
-                                                   application: configuration.applicationID,
-                                                   task: id.description, environment: rocksDB)
+            // Only tasks with persistent stores get a state directory (and a RocksDB database).
+            let directory: TaskStateDirectory? = sub.stores.contains { topology.stores[$0]?.persistent != nil }
+                ? try TaskStateDirectory(stateDirectory: configuration.stateDirectory,
+                                         application: configuration.applicationID,
+                                         task: id.description, environment: rocksDB)
+                : nil
             let task: StreamTask
             do {
                 task = try StreamTask(topology: topology, subtopology: sub, id: id,
@@ -327,7 +330,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
                 }
                 try task.initialize()
             } catch {
-                directory.close()
+                directory?.close()
                 throw error
             }
             tasks[id] = task
@@ -343,7 +346,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
             if !clean { for store in stateStores(task) { store.abort() } }
             for tp in task.inputPartitions { routes[tp] = nil }
             task.close()
-            directories.removeValue(forKey: id)?.close()
+            if let directory = directories.removeValue(forKey: id) { directory?.close() }
         }
     }
 
