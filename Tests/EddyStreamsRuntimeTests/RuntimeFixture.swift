@@ -11,7 +11,7 @@ final class RuntimeFixture {
     let root: String
     let seed: UInt64
     var generator: SeededGenerator
-    var log: EmbeddedLog
+    var log: EmbeddedLog!
     var lines: [String] = []
     var logDirectory: String { root + "/log" }
     var stateDirectory: String { root + "/state" }
@@ -30,6 +30,16 @@ final class RuntimeFixture {
     deinit {
         try? log.close()
         try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Closes the log, so a child process can open its directory.
+    func closeLog() throws {
+        try log?.close()
+        log = nil
+    }
+
+    func reopenLog() throws {
+        if log == nil { log = try EmbeddedLog(directory: logDirectory) }
     }
 
     /// Appends `count` random lines of 1...6 words to `words`.
@@ -71,10 +81,10 @@ final class RuntimeFixture {
         guard app.state == .notRunning else { throw EddyError(.invalidState, "after close the state is \(app.state)") }
     }
 
-    /// Every committed record of `topic`, per partition in offset order, read with read_committed.
-    func readCommitted(_ topic: String) throws -> [[ConsumerRecord]] {
+    /// Every committed record of `topic` (every record with read_uncommitted), per partition in offset order.
+    func readCommitted(_ topic: String, isolation: IsolationLevel = .readCommitted) throws -> [[ConsumerRecord]] {
         let partitions = try log.admin.describeTopic(topic).partitions.count
-        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: .readCommitted))
+        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: isolation))
         defer { try? consumer.close() }
         let tps = (0..<partitions).map { TopicPartition(topic, $0) }
         try consumer.assign(tps)
