@@ -28,6 +28,8 @@ struct RunCommand: ParsableCommand {
     var stateDirectory: String?
     @Option(name: .customLong("app-id"), help: "Application id: consumer group, transactional ids, internal topic prefix (default: NAME).")
     var applicationID: String?
+    @Option(name: .customLong("instance-id"), help: "Distinct id of each worker of one application running at the same time; keep it across restarts.")
+    var instanceID: String?
     @Option(name: .long, help: "Stream threads.")
     var threads: Int = 1
     @Option(name: .long, help: "exactly-once, at-least-once or at-most-once.")
@@ -57,7 +59,7 @@ struct RunCommand: ParsableCommand {
             let application = try StreamsApplication(
                 topology: topology, backend: embedded,
                 configuration: StreamsConfiguration(
-                    applicationID: applicationID ?? name, stateDirectory: stateDirectory, threads: threads,
+                    applicationID: applicationID ?? name, stateDirectory: stateDirectory, instanceID: instanceID, threads: threads,
                     processingGuarantee: try Self.guarantee(guarantee),
                     commitInterval: .milliseconds(commitIntervalMilliseconds),
                     log: { line in printError("eddy: \(line)") }))

@@ -18,7 +18,7 @@ extension PersistentTaskSessionStore: StateStoreBacked {
 
 /// One stream thread: a group consumer subscribed to the topology's source topics, the tasks
 /// the group assigns it, a producer (transactional for exactly-once, id
-/// `<applicationID>-<thread index>`), and the poll–process–commit loop.
+/// `<applicationID>[-<instanceID>]-<thread index>`), and the poll–process–commit loop.
 ///
 /// Everything here is confined to the thread that runs ``runThread(application:control:rocksDB:)``:
 /// tasks, stores, consumer and producer are touched by no other thread, so the per-record
@@ -79,7 +79,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
         self.control = control
         self.rocksDB = rocksDB
         let app = configuration.applicationID
-        transactionalID = "\(app)-\(control.index)"
+        transactionalID = configuration.instanceID.map { "\(app)-\($0)-\(control.index)" } ?? "\(app)-\(control.index)"
         var map: [String: Topology.Subtopology] = [:]
         for sub in topology.subtopologies {
             for topic in sub.sourceTopics { map[Topology.resolve(topic, applicationID: app)] = sub }

@@ -34,6 +34,13 @@ public struct StreamsConfiguration: Sendable {
     /// Names the consumer group, the transactional ids, the internal topics
     /// (`<applicationID>-…`) and the state directory (`stateDirectory/<applicationID>`).
     public var applicationID: String
+    /// Tells apart workers of the same application that run at the same time (in one process or
+    /// several): each stream thread's transactional id is `<applicationID>-<thread index>`, or
+    /// `<applicationID>-<instanceID>-<thread index>` when set. It must stay the same across a
+    /// worker's restarts, so that the restarted worker fences its dead predecessor and aborts
+    /// the transactions it left open; two running workers must not share it (they would fence
+    /// each other).
+    public var instanceID: String?
     /// Where tasks keep their RocksDB stores: `stateDirectory/<applicationID>/<task>/`.
     public var stateDirectory: String
     /// Number of stream threads (1...``maximumThreads``).
@@ -53,7 +60,7 @@ public struct StreamsConfiguration: Sendable {
     public var log: @Sendable (String) -> Void
 
     /// Settings with Kafka Streams' defaults where Eddy has them: exactly-once, 100 ms commits.
-    public init(applicationID: String, stateDirectory: String, threads: Int = 1,
+    public init(applicationID: String, stateDirectory: String, instanceID: String? = nil, threads: Int = 1,
                 processingGuarantee: ProcessingGuarantee = .exactlyOnce,
                 commitInterval: Duration = .milliseconds(100),
                 deserializationErrorHandler: ErrorHandlerResponse = .fail,
@@ -62,6 +69,7 @@ public struct StreamsConfiguration: Sendable {
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.applicationID = applicationID
         self.stateDirectory = stateDirectory
+        self.instanceID = instanceID
         self.threads = threads
         self.processingGuarantee = processingGuarantee
         self.commitInterval = commitInterval
@@ -75,6 +83,7 @@ public struct StreamsConfiguration: Sendable {
     /// value out of range.
     public func validate() throws {
         try Names.validate(applicationID, what: "application id")
+        if let instanceID { try Names.validate(instanceID, what: "instance id") }
         guard (1...StreamsConfiguration.maximumThreads).contains(threads) else {
             throw EddyError(.invalidArgument, "threads must be 1...\(StreamsConfiguration.maximumThreads), got \(threads)")
         }

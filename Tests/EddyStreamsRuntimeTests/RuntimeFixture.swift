@@ -62,11 +62,21 @@ final class RuntimeFixture {
     }
 
     func application(threads: Int = 2, guarantee: ProcessingGuarantee = .exactlyOnce,
-                     commitMilliseconds: Int = 50) throws -> StreamsApplication {
-        try StreamsApplication(topology: WordCountTopology.topology(), backend: log,
+                     commitMilliseconds: Int = 50, onError: ErrorHandlerResponse = .fail, instanceID: String? = nil,
+                     log: @escaping @Sendable (String) -> Void = { _ in }) throws -> StreamsApplication {
+        try StreamsApplication(topology: WordCountTopology.topology(), backend: self.log,
                                configuration: StreamsConfiguration(applicationID: "wc", stateDirectory: stateDirectory,
-                                                                   threads: threads, processingGuarantee: guarantee,
-                                                                   commitInterval: .milliseconds(commitMilliseconds)))
+                                                                   instanceID: instanceID, threads: threads, processingGuarantee: guarantee,
+                                                                   commitInterval: .milliseconds(commitMilliseconds),
+                                                                   deserializationErrorHandler: onError,
+                                                                   processingErrorHandler: onError, log: log))
+    }
+
+    /// Appends one record with `value` as is (e.g. bytes that are not UTF-8) to `words`.
+    func produceRaw(_ value: [UInt8]) throws {
+        let producer = try log.makeProducer(ProducerConfiguration())
+        try producer.send(ProducerRecord(topic: "words", value: value))
+        try producer.close()
     }
 
     /// Starts an application, waits until it has processed and committed everything, closes it.
