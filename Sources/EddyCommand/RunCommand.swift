@@ -24,7 +24,7 @@ struct RunCommand: ParsableCommand {
     var input: String?
     @Option(name: .long, help: "Topic the topology writes (default: the topology's).")
     var output: String?
-    @Option(name: .customLong("state-dir"), help: "Directory of the tasks' stores (default: eddy-state beside the data directory).")
+    @Option(name: .customLong("state-dir"), help: "Directory of the tasks' stores (default: DATA-state, beside the data directory).")
     var stateDirectory: String?
     @Option(name: .customLong("app-id"), help: "Application id: consumer group, transactional ids, internal topic prefix (default: NAME).")
     var applicationID: String?
@@ -55,7 +55,7 @@ struct RunCommand: ParsableCommand {
             let topology = try registered.topology(options)
             let embedded = try log.open()
             defer { try? embedded.close() }
-            let stateDirectory = self.stateDirectory ?? URL(fileURLWithPath: log.directory).standardizedFileURL.deletingLastPathComponent().path + "/eddy-state"
+            let stateDirectory = self.stateDirectory ?? log.directory + "-state"
             let application = try StreamsApplication(
                 topology: topology, backend: embedded,
                 configuration: StreamsConfiguration(
