@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import EddyCore
 import EddyLog
+import EddyState
 import EddyStreams
 import EddyTopologies
 import Foundation
@@ -46,6 +47,15 @@ struct RunCommand: ParsableCommand {
         return value
     }
 
+    /// `restoring counts of task 1_0: [#####.....] 52% 120000/230000 records/s 3.1 s left`.
+    static func progressLine(task: TaskID, _ progress: RestoreProgress) -> String {
+        let width = 20
+        let filled = min(width, Int(progress.fractionDone * Double(width)))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let eta = progress.estimatedSecondsRemaining.map { String(format: "%.1f s left", $0) } ?? "-"
+        return "eddy: restoring \(progress.store) of task \(task): [\(bar)] \(Int(progress.fractionDone * 100))% \(progress.position - progress.startOffset)/\(progress.endOffset - progress.startOffset) offsets, \(Int(progress.recordsPerSecond)) records/s, \(eta)"
+    }
+
     func run() throws {
         try reportingErrors {
             let registered = try TopologyRegistry.named(name)
@@ -62,6 +72,10 @@ struct RunCommand: ParsableCommand {
                     applicationID: applicationID ?? name, stateDirectory: stateDirectory, instanceID: instanceID, threads: threads,
                     processingGuarantee: try Self.guarantee(guarantee),
                     commitInterval: .milliseconds(commitIntervalMilliseconds),
+                    restoreProgress: { task, progress in
+                        // A tail of transaction markers alone replays no record: nothing to show.
+                        if progress.records > 0 { printError(Self.progressLine(task: task, progress)) }
+                    },
                     log: { line in printError("eddy: \(line)") }))
             let stop = SignalFlag()
             var sources: [any DispatchSourceSignal] = []

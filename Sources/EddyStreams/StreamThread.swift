@@ -323,7 +323,9 @@ final class StreamThread: RebalanceListener, RecordCollector {
                                       wallClockTime: Int64(Date().timeIntervalSince1970 * 1000),
                                       stateDirectory: directory, loggedStores: true)
                 for store in stateStores(task) where store.changelog != nil {
-                    let result = try StateRestorer.restore(store, consumer: restoreConsumer)
+                    let hook = configuration.restoreProgress
+                    let result = try StateRestorer.restore(store, consumer: restoreConsumer,
+                                                           progress: hook.map { hook in { hook(id, $0) } })
                     if result.records > 0 {
                         configuration.log("task \(id): restored store \(store.name) from \(result.changelog), \(result.records) records in \(String(format: "%.2f", result.elapsedSeconds)) s (\(Int(result.recordsPerSecond)) records/s)")
                     }

@@ -1,4 +1,5 @@
 import EddyCore
+import EddyState
 
 /// What a commit promises about input, state and output together.
 public enum ProcessingGuarantee: String, Hashable, Sendable, CaseIterable {
@@ -56,6 +57,9 @@ public struct StreamsConfiguration: Sendable {
     public var processingErrorHandler: ErrorHandlerResponse
     /// Most records one poll of a thread's consumer returns.
     public var maximumPollRecords: Int
+    /// Called after every batch a store's restoration applies, on the stream thread that
+    /// restores it (the CLI draws a progress bar with it). Keep it cheap.
+    public var restoreProgress: (@Sendable (_ task: TaskID, _ progress: RestoreProgress) -> Void)?
     /// Where the runtime's log lines go (restoration progress, skipped records, failures).
     public var log: @Sendable (String) -> Void
 
@@ -66,6 +70,7 @@ public struct StreamsConfiguration: Sendable {
                 deserializationErrorHandler: ErrorHandlerResponse = .fail,
                 processingErrorHandler: ErrorHandlerResponse = .fail,
                 maximumPollRecords: Int = 1_000,
+                restoreProgress: (@Sendable (_ task: TaskID, _ progress: RestoreProgress) -> Void)? = nil,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.applicationID = applicationID
         self.stateDirectory = stateDirectory
@@ -76,6 +81,7 @@ public struct StreamsConfiguration: Sendable {
         self.deserializationErrorHandler = deserializationErrorHandler
         self.processingErrorHandler = processingErrorHandler
         self.maximumPollRecords = maximumPollRecords
+        self.restoreProgress = restoreProgress
         self.log = log
     }
 
