@@ -9,7 +9,7 @@ import Testing
 /// moments, adding input between runs; then lets a last worker finish. From the outputs alone,
 /// read with read_committed: every word's counts are exactly 1, 2, …, n (nothing lost, nothing
 /// duplicated). EDDY_LONG_TESTS=1 runs more kills over more input.
-@Suite("Exactly-once under SIGKILL", .serialized)
+@Suite("Processing guarantees under SIGKILL", .serialized)
 struct ExactlyOnceKillTests {
     static var isLong: Bool { ProcessInfo.processInfo.environment["EDDY_LONG_TESTS"] == "1" }
 
@@ -51,11 +51,13 @@ struct ExactlyOnceKillTests {
 
     /// Runs a worker; with `killAfterMicroseconds`, kills it that long after it has started
     /// its threads (so the kill lands while it restores, processes or commits).
-    static func runChild(_ child: String, _ fixture: RuntimeFixture, threads: Int, killAfterMicroseconds: UInt32?) throws -> String {
+    static func runChild(_ child: String, _ fixture: RuntimeFixture, threads: Int, killAfterMicroseconds: UInt32?,
+                         guarantee: ProcessingGuarantee = .exactlyOnce) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: child)
         var arguments = ["streams-wordcount", fixture.logDirectory, fixture.stateDirectory, String(threads), "200"]
-        if killAfterMicroseconds == nil { arguments.append("until-idle") }
+        arguments.append(killAfterMicroseconds == nil ? "until-idle" : "forever")
+        arguments.append(guarantee.rawValue)
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
@@ -114,5 +116,32 @@ struct ExactlyOnceKillTests {
         let abortedRepartition = try fixture.readCommitted(repartition, isolation: .readUncommitted).reduce(0) { $0 + $1.count }
             - fixture.readCommitted(repartition).reduce(0) { $0 + $1.count }
         print("SIGKILL exactly-once, \(threads) thread(s), seed \(fixture.seed): \(kills) kills, \(fixture.lines.count) lines, \(committed) committed outputs, \(all - committed) aborted outputs, \(abortedRepartition) aborted repartition records, \(duplicates) duplicates, \(losses) losses")
+    }
+
+    @Test("at-least-once through SIGKILLs loses nothing; duplicates are counted and reported")
+    func atLeastOnceLosesNothing() throws {
+        let child = try Self.childExecutable()
+        let fixture = try RuntimeFixture()
+        var random = SeededGenerator(seed: fixture.seed)
+        let kills = Self.isLong ? 30 : 4
+        try fixture.produceLines(Self.isLong ? 100_000 : 10_000)
+        try fixture.closeLog()
+        for round in 0..<kills {
+            let output = try Self.runChild(child, fixture, threads: 2,
+                                           killAfterMicroseconds: UInt32.random(in: 5_000...300_000, using: &random),
+                                           guarantee: .atLeastOnce)
+            #expect(!output.contains("error"), "seed \(fixture.seed) round \(round): \(output)")
+        }
+        let final = try Self.runChild(child, fixture, threads: 2, killAfterMicroseconds: nil, guarantee: .atLeastOnce)
+        #expect(final.contains("idle"), "seed \(fixture.seed): the last worker did not finish: \(final)")
+        try fixture.reopenLog()
+        let sequences = try fixture.outputSequences()
+        var duplicates: Int64 = 0
+        for (word, total) in fixture.referenceCounts {
+            let last = sequences[word]?.last ?? 0
+            #expect(last >= total, "seed \(fixture.seed): word \(word) lost counts: \(last) < \(total)")
+            duplicates += max(0, last - total)
+        }
+        print("SIGKILL at-least-once, seed \(fixture.seed): \(kills) kills, \(fixture.lines.count) lines, 0 losses, \(duplicates) duplicate counts")
     }
 }

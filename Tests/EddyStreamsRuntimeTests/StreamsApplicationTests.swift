@@ -77,6 +77,27 @@ struct StreamsApplicationTests {
         Self.expectExact(try fixture.outputSequences(), fixture.referenceCounts)
     }
 
+    @Test("a corrupted store directory is deleted and its stores restored in full from the changelogs")
+    func corruptedStoreRestoresInFull() throws {
+        let fixture = try RuntimeFixture()
+        try fixture.produceLines(500)
+        try fixture.runToIdle()
+        let before = try fixture.storeContents()
+        // Damage every task's RocksDB manifest pointer.
+        for p in 0..<4 {
+            let current = "\(fixture.stateDirectory)/wc/1_\(p)/rocksdb/CURRENT"
+            try Data("MANIFEST-999999\n".utf8).write(to: URL(fileURLWithPath: current))
+        }
+        let logged = Lines()
+        let app = try fixture.application(log: { logged.append($0) })
+        try app.start()
+        #expect(app.waitUntilIdle(timeout: .seconds(60)))
+        app.close()
+        #expect(logged.all.filter { $0.contains("restored store counts") }.count == 4, "\(logged.all)")
+        #expect(try fixture.storeContents() == before)
+        Self.expectExact(try fixture.outputSequences(), fixture.referenceCounts)
+    }
+
     @Test("at-least-once loses nothing and at-most-once commits offsets first")
     func otherGuarantees() throws {
         for guarantee in [ProcessingGuarantee.atLeastOnce, .atMostOnce] {
