@@ -9,6 +9,6 @@ struct EddyCommand: ParsableCommand {
         commandName: "eddy",
         abstract: "Eddy: stream processing and messaging on partitioned logs.",
         discussion: "Data lives in --data DIR (default: $EDDY_DATA, else ./eddy-data).",
-        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self, RunCommand.self, DescribeCommand.self]
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self, RunCommand.self, DescribeCommand.self, AppCommand.self]
     )
 }

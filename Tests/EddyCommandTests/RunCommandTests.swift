@@ -78,6 +78,44 @@ struct RunCommandTests {
         #expect(!next.stderr.contains("restoring") && !next.stderr.contains("restored store"), "\(next.stderr)")
     }
 
+    @Test("after eddy app reset, a rerun rebuilds the same counts from input; reset is refused while running")
+    func resetAndReplay() throws {
+        let cli = try CommandRunner()
+        defer { cli.cleanUp(); try? FileManager.default.removeItem(atPath: cli.dataDirectory + "-state") }
+        #expect(try cli.run(["topics", "create", "words", "--partitions", "2"]).status == 0)
+        #expect(try cli.run(["produce", "words"], input: "{\"value\": \"b a b\"}\n{\"value\": \"c b\"}\n").status == 0)
+        #expect(try cli.run(["run", "wordcount", "--until-idle"]).status == 0)
+        let reset = try cli.run(["app", "reset", "wordcount", "--input-topics", "words", "--to-earliest"])
+        #expect(reset.status == 0, "\(reset.stderr)")
+        #expect(reset.stdout.contains("2 internal topic(s) deleted"), "\(reset.stdout)")
+        #expect(try !cli.run(["topics", "list"]).stdout.contains("wordcount-counts-changelog"))
+        #expect(try cli.run(["run", "wordcount", "--until-idle"]).status == 0)
+        let consumed = try cli.run(["consume", "word-counts", "--from-beginning", "--isolation", "read_committed",
+                                    "--idle-timeout-ms", "300"])
+        var sequences: [String: [Int]] = [:]
+        for line in consumed.lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            sequences[object["key"] as! String, default: []].append(object["value"] as! Int)
+        }
+        // The replay starts every count from scratch: each word's counts appear twice over.
+        #expect(sequences == ["a": [1, 1], "b": [1, 2, 3, 1, 2, 3], "c": [1, 1]])
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try CommandRunner.executable)
+        process.arguments = ["run", "wordcount"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDDY_DATA"] = cli.dataDirectory
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { kill(process.processIdentifier, SIGTERM); process.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 1.0)
+        // The running worker holds the log directory, so the reset cannot even open it.
+        let refused = try cli.run(["app", "reset", "wordcount", "--input-topics", "words"])
+        #expect(refused.status != 0)
+    }
+
     @Test("eddy describe prints the topology as text, DOT and Mermaid")
     func describe() throws {
         let cli = try CommandRunner()
