@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "EddySchemaServer", targets: ["EddySchemaServer"]),
         .library(name: "EddySchemaProtobuf", targets: ["EddySchemaProtobuf"]),
         .library(name: "EddyKafka", targets: ["EddyKafka"]),
+        .library(name: "EddyTopologies", targets: ["EddyTopologies"]),
         .executable(name: "eddy", targets: ["EddyCommand"]),
     ],
     dependencies: [
@@ -48,6 +49,9 @@ let package = Package(
 
         .target(name: "EddyStreams", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
         .target(name: "Eddy", dependencies: ["EddyCore", "EddyState", "EddyLog", "EddyStreams"], swiftSettings: strict),
+        // Topologies/: the topologies `eddy run NAME` and `eddy describe NAME` know by name.
+        .target(name: "EddyTopologies", dependencies: ["EddyCore", "EddyStreams"], path: "Topologies/EddyTopologies",
+                swiftSettings: strict),
         // Examples/: small topologies written with the DSL, each tested through the TopologyTestDriver.
         .target(name: "EddyExamples", dependencies: ["Eddy"], path: "Examples/EddyExamples", swiftSettings: strict),
 
@@ -82,18 +86,22 @@ let package = Package(
             name: "EddyCommand",
             dependencies: [
                 "EddyCore", "EddyLog", "EddyKafka", "EddyBenchmarks", "EddySchema", "EddySchemaServer",
+                "EddyState", "EddyStreams", "EddyTopologies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         // Child processes for crash tests (killed with SIGKILL by the test suites).
-        .executableTarget(name: "EddyTestChild", dependencies: ["EddyCore", "EddyLog", "EddyState"], swiftSettings: strict),
+        .executableTarget(name: "EddyTestChild", dependencies: ["EddyCore", "EddyLog", "EddyState", "EddyStreams", "EddyTopologies"],
+                          swiftSettings: strict),
 
         .testTarget(name: "EddyCoreTests", dependencies: ["EddyCore"], swiftSettings: strict),
         .testTarget(name: "EddyLogTests", dependencies: ["EddyCore", "EddyLog"], swiftSettings: strict),
         .testTarget(name: "EddyCommandTests", dependencies: ["EddyCommand"], swiftSettings: strict),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyCore", "EddyState"], swiftSettings: strict),
         .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyState", "EddyStreams"], swiftSettings: strict),
+        .testTarget(name: "EddyStreamsRuntimeTests",
+                    dependencies: ["EddyCore", "EddyLog", "EddyState", "EddyStreams", "EddyTopologies"], swiftSettings: strict),
         .testTarget(name: "EddyExamplesTests", dependencies: ["Eddy", "EddyExamples"], path: "Examples/EddyExamplesTests",
                     swiftSettings: strict),
         .testTarget(

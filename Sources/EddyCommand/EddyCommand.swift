@@ -9,7 +9,8 @@ struct EddyCommand: ParsableCommand {
         commandName: "eddy",
         abstract: "Eddy: stream processing and messaging on partitioned logs.",
         discussion: "Data lives in --data DIR (default: $EDDY_DATA, else ./eddy-data).",
-        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, SchemasCommand.self,
-                      RegistryCommand.self, KafkaMockCommand.self, BenchCommand.self]
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, RunCommand.self, DescribeCommand.self,
+                      AppCommand.self, DemoCommand.self, SchemasCommand.self, RegistryCommand.self, KafkaMockCommand.self,
+                      BenchCommand.self]
     )
 }

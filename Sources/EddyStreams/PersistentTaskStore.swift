@@ -111,23 +111,34 @@ public final class PersistentTaskSessionStore<Key, Value>: TaskSessionStore {
 enum StorePersistence {
     /// Opens the persistent (RocksDB) variant of a store in its task's state directory. The
     /// builders return `nil` when the store's serdes are unknown: the store then stays in memory.
-    typealias Factory = (TaskStateDirectory) throws -> any TaskStore
+    /// `changelogPartition`: when non-nil the store is logged to partition `changelogPartition`
+    /// of `<application>-<store>-changelog` (the runtime's tasks); nil leaves it unlogged.
+    typealias Factory = (TaskStateDirectory, _ changelogPartition: Int?) throws -> any TaskStore
+
+    /// The changelog of store `name` for a task of `directory`, when logged.
+    static func changelog(_ name: String, _ directory: TaskStateDirectory, _ partition: Int?) -> TopicPartition? {
+        partition.map { TopicPartition(ChangelogTopic.name(application: directory.application, store: name), $0) }
+    }
 
     static func keyValue<K, V>(_ name: String, _ key: AnySerde<K>?, _ value: AnySerde<V>?) -> Factory? {
         guard let key, let value else { return nil }
-        return { directory in PersistentTaskKeyValueStore(try directory.keyValueStore(named: name), keySerde: key, valueSerde: value) }
+        return { directory, partition in
+            PersistentTaskKeyValueStore(try directory.keyValueStore(named: name, changelog: changelog(name, directory, partition)), keySerde: key, valueSerde: value)
+        }
     }
     static func window<K, V>(_ name: String, size: Int64, retention: Int64, _ key: AnySerde<K>?, _ value: AnySerde<V>?) -> Factory? {
         guard let key, let value else { return nil }
-        return { directory in
-            PersistentTaskWindowStore(try directory.windowStore(named: name, retentionMilliseconds: retention),
+        return { directory, partition in
+            PersistentTaskWindowStore(try directory.windowStore(named: name, retentionMilliseconds: retention,
+                                                                changelog: changelog(name, directory, partition)),
                                       windowSize: size, keySerde: key, valueSerde: value)
         }
     }
     static func session<K, V>(_ name: String, retention: Int64, _ key: AnySerde<K>?, _ value: AnySerde<V>?) -> Factory? {
         guard let key, let value else { return nil }
-        return { directory in
-            PersistentTaskSessionStore(try directory.sessionStore(named: name, retentionMilliseconds: retention),
+        return { directory, partition in
+            PersistentTaskSessionStore(try directory.sessionStore(named: name, retentionMilliseconds: retention,
+                                                                  changelog: changelog(name, directory, partition)),
                                        keySerde: key, valueSerde: value)
         }
     }

@@ -76,13 +76,15 @@ final class StreamTask {
     /// `globalPartitions` gives the partitions of each topic: it reads them all).
     init(topology: Topology, subtopology sub: Topology.Subtopology, id: TaskID, applicationID: String,
          collector: any RecordCollector, globalStores: [String: any TaskStore], wallClockTime: Int64,
-         stateDirectory: TaskStateDirectory? = nil, globalPartitions: ((String) -> [Int])? = nil) throws {
+         stateDirectory: TaskStateDirectory? = nil, globalPartitions: ((String) -> [Int])? = nil,
+         loggedStores: Bool = false) throws {
         self.id = id
         var stores: [String: any TaskStore] = [:]
         for name in sub.stores {
             guard let spec = topology.stores[name] else { continue }
             if let stateDirectory, let persistent = spec.persistent {
-                stores[name] = try persistent(stateDirectory)
+                // The runtime logs persistent stores to changelog partition `id.partition`.
+                stores[name] = try persistent(stateDirectory, loggedStores ? id.partition : nil)
             } else {
                 stores[name] = spec.make()
             }
