@@ -82,11 +82,11 @@ func pollRecords(_ consumer: any LogConsumer, count: Int, timeoutMilliseconds: I
 
 func payload(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-/// The seed of a randomised test: `EDDY_TEST_SEED` when set (to replay a failure), else a fresh
+/// The seed of a randomised test: `EDDY_SEED` when set (to replay a failure), else a fresh
 /// one. Printed either way; failing expectations repeat it.
 func clientTestSeed(_ test: String) -> UInt64 {
-    let seed = ProcessInfo.processInfo.environment["EDDY_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
-    print("\(test) seed \(seed) (replay with EDDY_TEST_SEED=\(seed))")
+    let seed = ProcessInfo.processInfo.environment["EDDY_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+    print("\(test) seed \(seed) (replay with EDDY_SEED=\(seed))")
     return seed
 }
 
