@@ -1,8 +1,10 @@
 /// A JSON value that keeps object member order, parsed and printed by the CLI.
 ///
-/// Foundation's JSONSerialization reorders object keys and turns numbers into Double; the
-/// CLI stores a JSON record value as its compact text, so it parses with this small,
-/// order-preserving parser instead. Limits: nesting depth ``maximumDepth``.
+/// Foundation's JSONSerialization reorders object keys and turns numbers into Double, and
+/// EddySchema's `JSONValue` keeps numbers as Int64/Double (so `1.10` or a 30-digit number would
+/// come back changed). `eddy produce` stores a JSON record value as its compact text, exactly as
+/// written, so the CLI parses with this small parser that keeps member order and number text.
+/// Limits: nesting depth ``maximumDepth``.
 enum JSONValue: Equatable {
     case null
     case bool(Bool)
