@@ -102,6 +102,7 @@ let package = Package(
         .testTarget(name: "EddyStreamsTests", dependencies: ["EddyCore", "EddyState", "EddyStreams"], swiftSettings: strict),
         .testTarget(name: "EddyStreamsRuntimeTests",
                     dependencies: ["EddyCore", "EddyLog", "EddyState", "EddyStreams", "EddyTopologies"], swiftSettings: strict),
+        .testTarget(name: "EddyTopologiesTests", dependencies: ["EddyCore", "EddyStreams", "EddyTopologies"], swiftSettings: strict),
         .testTarget(name: "EddyExamplesTests", dependencies: ["Eddy", "EddyExamples"], path: "Examples/EddyExamplesTests",
                     swiftSettings: strict),
         .testTarget(

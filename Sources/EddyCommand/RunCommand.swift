@@ -14,6 +14,7 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a registered topology as a worker on the embedded log.",
         discussion: """
         Topologies: \(TopologyRegistry.all.map { "\($0.name) (\($0.summary))" }.joined(separator: "; ")).
+        Their options (default): \(TopologyRegistry.optionsSummary).
         Missing output and internal topics are created with the input's partition count. \
         SIGINT or SIGTERM closes the worker gracefully (commit, flush, release locks).
         """)
@@ -39,6 +40,8 @@ struct RunCommand: ParsableCommand {
     var commitIntervalMilliseconds: Int = 100
     @Flag(name: .customLong("until-idle"), help: "Stop once all input is processed and committed.")
     var untilIdle = false
+    @Argument(parsing: .allUnrecognized, help: "The topology's own options, --name VALUE (see above).")
+    var topologyOptions: [String] = []
 
     static func guarantee(_ text: String) throws -> ProcessingGuarantee {
         guard let value = ProcessingGuarantee(rawValue: text.replacingOccurrences(of: "-", with: "_")) else {
@@ -59,7 +62,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let registered = try TopologyRegistry.named(name)
-            var options: [String: String] = [:]
+            var options = try RegisteredTopology.parseOptions(topologyOptions)
             if let input { options["input"] = input }
             if let output { options["output"] = output }
             let topology = try registered.topology(options)

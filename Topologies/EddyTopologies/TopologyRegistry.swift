@@ -43,16 +43,77 @@ public struct RegisteredTopology: Sendable {
         return values
     }
 
-    /// Builds the topology with `given` options over the defaults.
+    /// The topology options of a command line, `--name value` or `--name=value` each (what
+    /// `eddy run NAME` and `eddy describe NAME` do not parse themselves). Throws
+    /// ``EddyError/Code/invalidArgument`` for an argument that is not an option, an option
+    /// without a value, or an option given twice; the names are checked by ``resolve(_:)``.
+    public static func parseOptions(_ arguments: [String]) throws -> [String: String] {
+        var options: [String: String] = [:]
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--"), argument.count > 2 else {
+                throw EddyError(.invalidArgument, "unexpected argument '\(argument)'; topology options are --name VALUE")
+            }
+            var name = String(argument.dropFirst(2))
+            let value: String
+            if let equals = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            } else {
+                guard index < arguments.count, !arguments[index].hasPrefix("--") else {
+                    throw EddyError(.invalidArgument, "option --\(name) needs a value")
+                }
+                value = arguments[index]
+                index += 1
+            }
+            guard options.updateValue(value, forKey: name) == nil else {
+                throw EddyError(.invalidArgument, "option --\(name) is given twice")
+            }
+        }
+        return options
+    }
+
+    /// Builds the topology with `given` options over the defaults. Unknown options and bad
+    /// values (a window size that is not a positive number of milliseconds, say) throw
+    /// ``EddyError/Code/invalidArgument`` naming the option.
     public func topology(_ given: [String: String] = [:]) throws -> Topology {
         try make(resolve(given))
+    }
+
+    /// The longest window, join window or grace period a registered topology accepts (365
+    /// days, in milliseconds): longer ones are almost surely a unit mistake, and would keep
+    /// every record of a year in the stores.
+    public static let maximumDurationMilliseconds: Int64 = 365 * 24 * 3_600_000
+
+    /// Option `name` of resolved `options` as a whole number of milliseconds in
+    /// `minimum...maximumDurationMilliseconds`; anything else throws
+    /// ``EddyError/Code/invalidArgument`` naming the option, the value and the range.
+    static func milliseconds(_ name: String, in options: [String: String], minimum: Int64) throws -> Int64 {
+        let text = options[name] ?? ""
+        guard let value = Int64(text), value >= minimum, value <= maximumDurationMilliseconds else {
+            throw EddyError(.invalidArgument, "--\(name) must be a whole number of milliseconds from \(minimum) to \(maximumDurationMilliseconds) (365 days), not '\(text)'")
+        }
+        return value
     }
 }
 
 /// The topologies under `Topologies/`, by name.
 public enum TopologyRegistry {
     /// Every registered topology, sorted by name.
-    public static let all: [RegisteredTopology] = [WordCountTopology.registered]
+    public static let all: [RegisteredTopology] = [
+        EnrichOrdersTopology.registered, JoinClicksTopology.registered, WindowedCountTopology.registered,
+        WordCountTopology.registered,
+    ]
+
+    /// Every topology's options with their defaults, for help texts:
+    /// `wordcount: --input (words), --output (word-counts); …`.
+    public static var optionsSummary: String {
+        all.map { topology in
+            "\(topology.name): " + topology.options.map { "--\($0.name) (\($0.defaultValue))" }.joined(separator: ", ")
+        }.joined(separator: "; ")
+    }
 
     /// The topology called `name`; throws ``EddyError/Code/invalidArgument`` listing the known
     /// names when there is none.
