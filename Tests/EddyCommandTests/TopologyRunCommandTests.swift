@@ -146,6 +146,29 @@ struct TopologyRunCommandTests {
         }
     }
 
+    @Test("windowed-count drops a record that a restart finds already late, and sends each window once")
+    func windowedCountLateAfterRestart() throws {
+        let cli = try CommandRunner()
+        defer { cli.cleanUp(); try? FileManager.default.removeItem(atPath: cli.dataDirectory + "-state") }
+        #expect(try cli.run(["topics", "create", "events", "--partitions", "1"]).status == 0)
+        let options = ["windowed-count", "--window-size-ms", "10000", "--grace-ms", "0"]
+        try Self.produce(cli, "events", [#"{"key":"a","value":1,"timestamp":1000}"#, #"{"key":"b","value":1,"timestamp":20000}"#])
+        try Self.run(cli, options)
+        // Stream time is 20000: a record at 2000 is 8 s past its window's close.
+        try Self.produce(cli, "events", [#"{"key":"a","value":1,"timestamp":2000}"#, #"{"key":"c","value":1,"timestamp":40000}"#])
+        try Self.run(cli, options)
+        let windowA = #"{"key":"a","start":0,"end":10000} {"key":"a","start":0,"end":10000,"count":1}"#
+        let counts = try Self.committed(cli, "windowed-counts")
+        #expect(counts.first == windowA)
+        // Known issue of EddyStreams: a task's stream time starts from scratch after a restart
+        // (Kafka Streams keeps it in the committed offsets' metadata), so the late record is
+        // counted in a fresh window [0, 10000) whose "final" count is sent a second time. Remove
+        // `withKnownIssue` once this passes.
+        withKnownIssue("stream time is not restored after a restart") {
+            #expect(counts.filter { $0.hasPrefix(#"{"key":"a""#) } == [windowA])
+        }
+    }
+
     @Test("join-clicks joins a click with an impression read by the previous run")
     func joinClicksAcrossRuns() throws {
         let cli = try CommandRunner()
