@@ -10,8 +10,11 @@ public struct RegisteredTopology: Sendable {
     public struct Option: Hashable, Sendable {
         /// The option name without dashes (`input`).
         public var name: String
+        /// The value used when the option is not given.
         public var defaultValue: String
+        /// One line for help texts: what the option names or sets.
         public var help: String
+        /// An option called `name` (without dashes) with its default and help line.
         public init(name: String, defaultValue: String, help: String) {
             self.name = name
             self.defaultValue = defaultValue
