@@ -105,7 +105,7 @@ final class SubscriptionSendNode<K, V, KO: Hashable>: ProcessorNode<K, Change<V>
 final class SubscriptionReceiveNode<K: Hashable, KO: Hashable, VO>: ProcessorNode<KO, Subscription<K>, K, SubscriptionResponse<VO>> {
     let subscriptionStoreName: String
     let rightStoreName: String
-    var subscriptions: (any TaskKeyValueStore<KO, [K: Int64]>)! = nil
+    var subscriptions: (any SubscriptionStore<K, KO>)! = nil
     var right: (any TaskKeyValueStore<KO, VO>)! = nil
     init(name: String, children: [AnyObject], subscriptions: String, right: String) {
         self.subscriptionStoreName = subscriptions
@@ -114,18 +114,16 @@ final class SubscriptionReceiveNode<K: Hashable, KO: Hashable, VO>: ProcessorNod
     }
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
-        subscriptions = try context.store(subscriptionStoreName, as: (any TaskKeyValueStore<KO, [K: Int64]>).self, node: name)
+        subscriptions = try context.store(subscriptionStoreName, as: (any SubscriptionStore<K, KO>).self, node: name)
         right = try context.store(rightStoreName, as: (any TaskKeyValueStore<KO, VO>).self, node: name)
     }
     override func process(_ fk: KO, _ s: Subscription<K>) throws {
-        var subscribers = try subscriptions.get(fk) ?? [:]
         switch s.instruction {
         case .delete, .deleteAndPropagate:
-            subscribers[s.key] = nil
+            try subscriptions.unsubscribe(s.key, from: fk)
         case .propagate:
-            subscribers[s.key] = s.hash ?? 0
+            try subscriptions.subscribe(s.key, to: fk, hash: s.hash ?? 0)
         }
-        try subscriptions.put(fk, subscribers.isEmpty ? nil : subscribers)
         switch s.instruction {
         case .delete: return
         case .deleteAndPropagate: try forward(s.key, SubscriptionResponse(hash: nil, value: nil))
@@ -137,19 +135,18 @@ final class SubscriptionReceiveNode<K: Hashable, KO: Hashable, VO>: ProcessorNod
 /// Right side: a right-row update is sent to every left key subscribed to it.
 final class RightUpdateNode<K: Hashable, KO: Hashable, VO>: ProcessorNode<KO, Change<VO>, K, SubscriptionResponse<VO>> {
     let subscriptionStoreName: String
-    var subscriptions: (any TaskKeyValueStore<KO, [K: Int64]>)! = nil
+    var subscriptions: (any SubscriptionStore<K, KO>)! = nil
     init(name: String, children: [AnyObject], subscriptions: String) {
         self.subscriptionStoreName = subscriptions
         super.init(name: name, children: children)
     }
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
-        subscriptions = try context.store(subscriptionStoreName, as: (any TaskKeyValueStore<KO, [K: Int64]>).self, node: name)
+        subscriptions = try context.store(subscriptionStoreName, as: (any SubscriptionStore<K, KO>).self, node: name)
     }
     override func process(_ fk: KO, _ change: Change<VO>) throws {
-        guard let subscribers = try subscriptions.get(fk) else { return }
-        // Sorted by hash then insertion is not available; order by the key's description for determinism.
-        for (k, hash) in subscribers.sorted(by: { String(describing: $0.key) < String(describing: $1.key) }) {
+        // In the order of the left keys' bytes: the same for every store backend.
+        for (k, hash) in try subscriptions.subscribers(of: fk) {
             try forward(k, SubscriptionResponse(hash: hash, value: change.newValue))
         }
     }
@@ -217,7 +214,12 @@ extension Table {
         let responseSerde = AnySerde(SubscriptionResponseSerde(valueSerde: otherValueSerde))
         let subscriptionStore = base + "-SUBSCRIPTION-STATE-STORE"
         let resultStore = materializedAs ?? base + "-STATE-STORE"
-        builder.addStore(subscriptionStore, kind: .keyValue) { InMemoryTaskKeyValueStore<KO, [K: Int64]>(name: subscriptionStore) }
+        // Persistent and changelogged like Kafka's: the subscriptions are state the join cannot
+        // rebuild from its inputs once their registrations have been consumed.
+        builder.addStore(subscriptionStore, kind: .keyValue,
+                         persistent: StorePersistence.subscriptionStore(subscriptionStore, keySerde, otherKeySerde)) {
+            InMemorySubscriptionStore<K, KO>(name: subscriptionStore, keySerde: keySerde)
+        }
         builder.addStore(resultStore, kind: .keyValue) { InMemoryTaskKeyValueStore<K, VR>(name: resultStore) }
         let (leftStore, rightStore) = (storeName, other.storeName)
 

@@ -291,31 +291,3 @@ public struct SessionWindowedStream<K: Hashable, V> {
                       step: { k, v, agg in try aggregator(k, v, try agg ?? initializer()) }, merge: merger)
     }
 }
-
-/// Whether ``Table/suppress(_:)`` holds updates back.
-public enum Suppression: Sendable {
-    /// Only the final result of each window, once it closes (window end + grace).
-    case untilWindowCloses
-}
-
-extension Table {
-    /// Holds back a windowed table's updates and sends only each window's final result, once
-    /// the window closes (Kafka's `suppress(untilWindowCloses(unbounded()))`). Only for tables
-    /// produced by a windowed aggregation; on others the builder reports an error.
-    public func suppress<Inner: Hashable>(_ suppression: Suppression, named: String? = nil) -> Table<K, V> where K == Windowed<Inner> {
-        suppressUntilWindowCloses(named: named)
-    }
-
-    func suppressUntilWindowCloses<Inner: Hashable>(named: String? = nil) -> Table<K, V> where K == Windowed<Inner> {
-        guard let (grace, offset) = windowClose else {
-            builder.errors.append("suppress(untilWindowCloses) needs a table from a windowed aggregation")
-            return self
-        }
-        let n = builder.name("KTABLE-SUPPRESS", named)
-        builder.addNode(n, kind: .processor, parents: [node]) {
-            SuppressNode<Inner, V>(name: n, children: $0, grace: grace, closeOffset: offset)
-        }
-        return Table(builder: builder, node: n, store: storeName, keySerde: keySerde, valueSerde: valueSerde,
-                     partitioningTopics: partitioningTopics, windowClose: windowClose)
-    }
-}

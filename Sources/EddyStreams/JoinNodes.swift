@@ -32,36 +32,17 @@ enum JoinKind: Sendable {
     case inner, left, outer
 }
 
-/// The state both sides of one stream–stream join share in a task: the records of each side
-/// within the join window, the unmatched records waiting for their window to close (left and
-/// outer joins), and the join's stream time.
-final class StreamJoinState<K: Hashable, V1, V2>: TaskStore {
-    let name: String
-    var left: [K: [(time: Timestamp, value: V1)]] = [:]
-    var right: [K: [(time: Timestamp, value: V2)]] = [:]
-    /// Unmatched records ordered by (close time, arrival); each entry is removed when joined.
-    struct Unmatched {
-        var key: K
-        var time: Timestamp
-        var closeTime: Timestamp
-        var leftValue: V1?
-        var rightValue: V2?
-        var sequence: Int
-        var matched = false
-    }
-    var unmatched: [Unmatched] = []
-    var sequence = 0
-    var streamTime: Timestamp = .min
-    var expiredUpTo: Timestamp = .min
-
-    init(name: String) { self.name = name }
-    func flush() throws {}
-    func close() {}
-}
-
 /// One side of a stream–stream join. `isLeft` tells which; the joiner gets (left, right).
+///
+/// State lives in stores (``JoinSideStore`` per side, ``OuterJoinStore`` for left and outer
+/// joins), so it is persistent and changelogged like any other store. The join's stream time
+/// is the larger of the two side stores' observed stream times: every record that is not
+/// dropped as late is put into its side's store, and the stores restore that time with their
+/// contents, so a restarted task resumes with the same stream time.
 final class StreamStreamJoinNode<K: Hashable, V1, V2, VR, VIn>: ProcessorNode<K, VIn, K, VR> {
-    let storeName: String
+    let leftStoreName: String
+    let rightStoreName: String
+    let outerStoreName: String?
     let windows: JoinWindows
     let kind: JoinKind
     let isLeft: Bool
@@ -70,14 +51,21 @@ final class StreamStreamJoinNode<K: Hashable, V1, V2, VR, VIn>: ProcessorNode<K,
     /// known (avoids a dynamic cast per record).
     let asLeft: ((VIn) -> V1)?
     let asRight: ((VIn) -> V2)?
-    var state: StreamJoinState<K, V1, V2>! = nil
+    var leftStore: (any JoinSideStore<K, V1>)! = nil
+    var rightStore: (any JoinSideStore<K, V2>)! = nil
+    var outerStore: (any OuterJoinStore<K, V1, V2>)? = nil
+    /// Stream time of the last expiry of in-memory side stores.
+    var expiredUpTo: Timestamp = .min
 
-    init(name: String, children: [AnyObject], store: String, windows: JoinWindows, kind: JoinKind,
+    init(name: String, children: [AnyObject], leftStore: String, rightStore: String, outerStore: String?,
+         windows: JoinWindows, kind: JoinKind,
          asLeft: ((VIn) -> V1)?, asRight: ((VIn) -> V2)?, joiner: @escaping (K, V1?, V2?) throws -> VR) {
         self.asLeft = asLeft
         self.asRight = asRight
         self.isLeft = asLeft != nil
-        self.storeName = store
+        self.leftStoreName = leftStore
+        self.rightStoreName = rightStore
+        self.outerStoreName = outerStore
         self.windows = windows
         self.kind = kind
         self.joiner = joiner
@@ -85,91 +73,80 @@ final class StreamStreamJoinNode<K: Hashable, V1, V2, VR, VIn>: ProcessorNode<K,
     }
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
-        state = try context.store(storeName, as: StreamJoinState<K, V1, V2>.self, node: name)
+        leftStore = try context.store(leftStoreName, as: (any JoinSideStore<K, V1>).self, node: name)
+        rightStore = try context.store(rightStoreName, as: (any JoinSideStore<K, V2>).self, node: name)
+        if let outerStoreName {
+            outerStore = try context.store(outerStoreName, as: (any OuterJoinStore<K, V1, V2>).self, node: name)
+        }
     }
 
     /// Whether unmatched records of this side are emitted at window close.
     var emitsUnmatched: Bool { kind == .outer || (kind == .left && isLeft) }
+    /// Whether unmatched records of the other side are emitted at window close.
+    var otherEmitsUnmatched: Bool { kind == .outer || (kind == .left && !isLeft) }
 
     override func process(_ key: K, _ value: VIn) throws {
         let t = context.timestamp
         let lookAhead = isLeft ? windows.after : windows.before
         let lookBack = isLeft ? windows.before : windows.after
-        if t + lookAhead + windows.grace < state.streamTime {
+        let streamTime = max(leftStore.observedStreamTime, rightStore.observedStreamTime)
+        if t + lookAhead + windows.grace < streamTime {
             context.metrics.droppedLateRecords += 1
             return
         }
-        if t >= state.streamTime {
-            state.streamTime = t
-            try emitClosedUnmatched()
-        }
+        if t >= streamTime, let outerStore { try emitClosedUnmatched(outerStore, before: t) }
         var matched = false
+        // The other side's records close at their time + the other side's look-ahead + grace.
+        let otherCloseOffset = lookBack + windows.grace
+        var lastRemoved: Timestamp? = nil
         if let asLeft {
             let v = asLeft(value)
-            state.left[key, default: []].append((t, v))
-            for other in state.right[key] ?? [] where other.time >= t - lookBack && other.time <= t + lookAhead {
+            try leftStore.put(key, time: t, v)
+            for other in try rightStore.fetch(key, from: t - lookBack, to: t + lookAhead) {
                 matched = true
-                removeUnmatched(key: key, time: other.time, fromLeft: false)
+                if otherEmitsUnmatched, lastRemoved != other.time, let outerStore {
+                    try outerStore.remove(key, time: other.time, closeTime: other.time + otherCloseOffset, side: .right)
+                    lastRemoved = other.time
+                }
                 try forward(key, try joiner(key, v, other.value), timestamp: max(t, other.time))
             }
-            if !matched && emitsUnmatched { addUnmatched(key: key, time: t, left: v, right: nil, lookAhead: lookAhead) }
+            if !matched && emitsUnmatched, let outerStore {
+                try outerStore.add(key, time: t, closeTime: t + lookAhead + windows.grace, left: v, right: nil)
+            }
         } else if let asRight {
             let v = asRight(value)
-            state.right[key, default: []].append((t, v))
-            for other in state.left[key] ?? [] where other.time >= t - lookBack && other.time <= t + lookAhead {
+            try rightStore.put(key, time: t, v)
+            for other in try leftStore.fetch(key, from: t - lookBack, to: t + lookAhead) {
                 matched = true
-                removeUnmatched(key: key, time: other.time, fromLeft: true)
+                if otherEmitsUnmatched, lastRemoved != other.time, let outerStore {
+                    try outerStore.remove(key, time: other.time, closeTime: other.time + otherCloseOffset, side: .left)
+                    lastRemoved = other.time
+                }
                 try forward(key, try joiner(key, other.value, v), timestamp: max(t, other.time))
             }
-            if !matched && emitsUnmatched { addUnmatched(key: key, time: t, left: nil, right: v, lookAhead: lookAhead) }
+            if !matched && emitsUnmatched, let outerStore {
+                try outerStore.add(key, time: t, closeTime: t + lookAhead + windows.grace, left: nil, right: v)
+            }
         }
-        expire()
+        try expire(streamTime: max(t, streamTime))
     }
 
-    private func addUnmatched(key: K, time: Timestamp, left: V1?, right: V2?, lookAhead: Int64) {
-        let close = time + lookAhead + windows.grace
-        state.sequence += 1
-        let entry = StreamJoinState<K, V1, V2>.Unmatched(key: key, time: time, closeTime: close, leftValue: left,
-                                                         rightValue: right, sequence: state.sequence)
-        var i = state.unmatched.count
-        while i > 0 && state.unmatched[i - 1].closeTime > close { i -= 1 }
-        state.unmatched.insert(entry, at: i)
-    }
-
-    private func removeUnmatched(key: K, time: Timestamp, fromLeft: Bool) {
-        for i in state.unmatched.indices where !state.unmatched[i].matched {
-            let u = state.unmatched[i]
-            if u.key == key && u.time == time && (u.leftValue != nil) == fromLeft { state.unmatched[i].matched = true }
+    /// Emits unmatched records whose window has closed (close time before `time`), in the
+    /// outer store's order, with their own timestamps.
+    private func emitClosedUnmatched(_ outerStore: any OuterJoinStore<K, V1, V2>, before time: Timestamp) throws {
+        for u in try outerStore.takeClosed(before: time) {
+            try forward(u.key, try joiner(u.key, u.left, u.right), timestamp: u.time)
         }
     }
 
-    /// Emits unmatched records whose window has closed (`time + lookAhead + grace < streamTime`),
-    /// in order of close time, with their own timestamps.
-    private func emitClosedUnmatched() throws {
-        var n = 0
-        while n < state.unmatched.count, state.unmatched[n].closeTime < state.streamTime {
-            let u = state.unmatched[n]
-            n += 1
-            if u.matched { continue }
-            try forward(u.key, try joiner(u.key, u.leftValue, u.rightValue), timestamp: u.time)
-        }
-        if n > 0 { state.unmatched.removeFirst(n) }
-    }
-
-    /// Drops buffered records that no future record can join.
-    private func expire() {
-        let now = state.streamTime
-        guard state.expiredUpTo == .min || now - state.expiredUpTo > windows.before + windows.after else { return }
-        state.expiredUpTo = now
+    /// Drops buffered records that no future record can join (persistent stores ignore this:
+    /// their retention drops whole segments).
+    private func expire(streamTime now: Timestamp) throws {
+        guard expiredUpTo == .min || now - expiredUpTo > windows.before + windows.after else { return }
+        expiredUpTo = now
         let horizon = now - windows.before - windows.after - windows.grace - 1
-        for (k, list) in state.left {
-            let kept = list.filter { $0.time >= horizon }
-            state.left[k] = kept.isEmpty ? nil : kept
-        }
-        for (k, list) in state.right {
-            let kept = list.filter { $0.time >= horizon }
-            state.right[k] = kept.isEmpty ? nil : kept
-        }
+        try leftStore.expire(before: horizon)
+        try rightStore.expire(before: horizon)
     }
 }
 

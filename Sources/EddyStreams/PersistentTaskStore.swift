@@ -149,7 +149,6 @@ public enum StoreBackend: Sendable {
     /// Swift values in memory: fastest, nothing on disk. The default.
     case inMemory
     /// RocksDB, one database per task under `directory/<applicationID>/<task>/`. Stores whose
-    /// serdes the topology does not know (e.g. `aggregate` without `valueSerde:`) and the
-    /// internal buffers of joins and suppression stay in memory.
+    /// serdes the topology does not know (e.g. `aggregate` without `valueSerde:`) stay in memory.
     case rocksDB(directory: String)
 }

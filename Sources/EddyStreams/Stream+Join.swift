@@ -7,17 +7,22 @@ extension Stream where K: Hashable {
         let left = repartitionedIfNeeded(keySerde: nil, valueSerde: nil, operation: "join", name: base + "-left")
         let right = other.repartitionedIfNeeded(keySerde: nil, valueSerde: nil, operation: "join", name: base + "-right")
         builder.copartitionGroups.append(Array(left.partitioningTopics.union(right.partitioningTopics)).sorted())
-        let store = base + "-JOIN-STORE"
-        builder.addStore(store, kind: .window) { StreamJoinState<K, V, V2>(name: store) }
         let leftNode = builder.name("KSTREAM-JOINTHIS", named.map { $0 + "-this" })
         let rightNode = builder.name("KSTREAM-JOINOTHER", named.map { $0 + "-other" })
         let merge = builder.name("KSTREAM-MERGE", named.map { $0 + "-merge" })
-        builder.addNode(leftNode, kind: .processor, parents: [left.node], stores: [store]) {
-            StreamStreamJoinNode<K, V, V2, VR, V>(name: leftNode, children: $0, store: store, windows: windows, kind: kind,
+        let stores = StreamJoinStores.declare(in: builder, base: base, named: named, thisNode: leftNode, otherNode: rightNode,
+                                              kind: kind, windows: windows, keySerde: left.keySerde ?? right.keySerde,
+                                              leftSerde: left.valueSerde, rightSerde: right.valueSerde)
+        let (leftStore, rightStore, outerStore) = (stores.this, stores.other, stores.outer)
+        let used = [leftStore, rightStore] + (outerStore.map { [$0] } ?? [])
+        builder.addNode(leftNode, kind: .processor, parents: [left.node], stores: used) {
+            StreamStreamJoinNode<K, V, V2, VR, V>(name: leftNode, children: $0, leftStore: leftStore, rightStore: rightStore,
+                                                  outerStore: outerStore, windows: windows, kind: kind,
                                                   asLeft: { $0 }, asRight: nil, joiner: joiner)
         }
-        builder.addNode(rightNode, kind: .processor, parents: [right.node], stores: [store]) {
-            StreamStreamJoinNode<K, V, V2, VR, V2>(name: rightNode, children: $0, store: store, windows: windows, kind: kind,
+        builder.addNode(rightNode, kind: .processor, parents: [right.node], stores: used) {
+            StreamStreamJoinNode<K, V, V2, VR, V2>(name: rightNode, children: $0, leftStore: leftStore, rightStore: rightStore,
+                                                   outerStore: outerStore, windows: windows, kind: kind,
                                                    asLeft: nil, asRight: { $0 }, joiner: joiner)
         }
         builder.addNode(merge, kind: .processor, parents: [leftNode, rightNode]) { PassThroughNode<K, VR>(name: merge, children: $0) }

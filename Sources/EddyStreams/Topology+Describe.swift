@@ -57,7 +57,10 @@ extension Topology {
         if !stores.isEmpty {
             out += "Stores:\n"
             for s in stores.values.sorted(by: { $0.name < $1.name }) {
-                out += "   \(s.name) (\(s.kind.rawValue))\n"
+                // Stores with a persistent variant are logged by the runtime (internal names
+                // are shown without the application id, like internal topics).
+                let changelog = s.persistent == nil ? "" : " changelog: <application>-\(s.name)-changelog"
+                out += "   \(s.name) (\(s.kind.rawValue))\(changelog)\n"
             }
         }
         return out

@@ -1,0 +1,87 @@
+import EddyCore
+
+/// Byte layouts shared by the internal buffer stores of joins, suppression and foreign-key
+/// joins (``JoinSideStore``, ``OuterJoinStore``, ``SuppressionBuffer``, ``SubscriptionStore``).
+///
+/// Integers in keys are order-preserving (sign bit flipped, big-endian), so a store's byte
+/// order is time order; lists of values are length-prefixed. Decoding checks every length and
+/// throws ``EddyError/Code/corrupt`` instead of trapping: the bytes come from disk and from
+/// changelog topics.
+enum StoreBytes {
+    /// Appends `value` so that byte order is numeric order.
+    static func appendOrdered(_ value: Int64, to bytes: inout [UInt8]) {
+        bytes.appendBigEndian(UInt64(bitPattern: value) ^ (1 << 63))
+    }
+
+    /// Reads an ordered Int64 at `offset` (the caller checked that 8 bytes are there).
+    static func readOrdered(_ bytes: [UInt8], at offset: Int) -> Int64 {
+        var raw: UInt64 = 0
+        for i in 0..<8 { raw = raw << 8 | UInt64(bytes[offset + i]) }
+        return Int64(bitPattern: raw ^ (1 << 63))
+    }
+
+    /// The 8 ordered bytes of `value`.
+    static func ordered(_ value: Int64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8)
+        appendOrdered(value, to: &bytes)
+        return bytes
+    }
+
+    /// Appends a 4-byte big-endian length and then `chunk`.
+    static func appendChunk(_ chunk: [UInt8], to bytes: inout [UInt8]) {
+        bytes.appendBigEndian(UInt32(chunk.count))
+        bytes.append(contentsOf: chunk)
+    }
+
+    /// Reads a chunk written by ``appendChunk(_:to:)`` at `offset`, advancing it.
+    static func readChunk(_ bytes: [UInt8], at offset: inout Int, store: String) throws -> [UInt8] {
+        let length = try readUInt32(bytes, at: &offset, store: store)
+        guard bytes.count - offset >= Int(length) else {
+            throw EddyError(.corrupt, "store \(store): a chunk of \(length) bytes runs past the end of a \(bytes.count)-byte value")
+        }
+        defer { offset += Int(length) }
+        return Array(bytes[offset..<offset + Int(length)])
+    }
+
+    /// Reads a 4-byte big-endian integer at `offset`, advancing it.
+    static func readUInt32(_ bytes: [UInt8], at offset: inout Int, store: String) throws -> UInt32 {
+        guard bytes.count - offset >= 4 else {
+            throw EddyError(.corrupt, "store \(store): a value of \(bytes.count) bytes ends inside a length field")
+        }
+        var value: UInt32 = 0
+        for i in 0..<4 { value = value << 8 | UInt32(bytes[offset + i]) }
+        offset += 4
+        return value
+    }
+
+    /// A list of byte strings: the count, then each as a chunk.
+    static func encodeList(_ items: [[UInt8]]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + items.reduce(0) { $0 + 4 + $1.count })
+        bytes.appendBigEndian(UInt32(items.count))
+        for item in items { appendChunk(item, to: &bytes) }
+        return bytes
+    }
+
+    /// The list ``encodeList(_:)`` wrote.
+    static func decodeList(_ bytes: [UInt8], store: String) throws -> [[UInt8]] {
+        var offset = 0
+        let count = try readUInt32(bytes, at: &offset, store: store)
+        guard Int(count) <= (bytes.count - offset) / 4 else {
+            throw EddyError(.corrupt, "store \(store): a list claims \(count) items in \(bytes.count) bytes")
+        }
+        var items: [[UInt8]] = []
+        items.reserveCapacity(Int(count))
+        for _ in 0..<count { items.append(try readChunk(bytes, at: &offset, store: store)) }
+        guard offset == bytes.count else {
+            throw EddyError(.corrupt, "store \(store): \(bytes.count - offset) bytes left after a list")
+        }
+        return items
+    }
+
+    /// Lexicographic comparison by unsigned bytes (the order of the byte stores).
+    static func less(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.lexicographicallyPrecedes(b)
+    }
+}
