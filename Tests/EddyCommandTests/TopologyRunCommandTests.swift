@@ -135,15 +135,12 @@ struct TopologyRunCommandTests {
         try Self.run(cli, options)
         try Self.produce(cli, "events", [#"{"key":"b","value":1,"timestamp":20000}"#])
         try Self.run(cli, options)
-        // Known issue of EddyStreams (to be fixed by moving the suppression buffer into a state
-        // store): the buffer lives in memory, so a's window, open when the first run stopped,
-        // is lost. Remove `withKnownIssue` once this passes.
+        // The suppression buffer is a changelogged store: a's window, still open when the
+        // first run stopped, is sent by the second.
         let counts = try Self.committed(cli, "windowed-counts")
-        withKnownIssue("the suppression buffer is not persisted across restarts") {
-            #expect(counts == [
-                #"{"key":"a","start":0,"end":10000} {"key":"a","start":0,"end":10000,"count":1}"#,
-            ])
-        }
+        #expect(counts == [
+            #"{"key":"a","start":0,"end":10000} {"key":"a","start":0,"end":10000,"count":1}"#,
+        ])
     }
 
     @Test("windowed-count drops a record that a restart finds already late, and sends each window once")
@@ -180,13 +177,10 @@ struct TopologyRunCommandTests {
         try Self.run(cli, ["join-clicks"])
         try Self.produce(cli, "clicks", [#"{"key":"i1","value":{"c":1},"timestamp":2000}"#])
         try Self.run(cli, ["join-clicks"])
-        // Known issue of EddyStreams (to be fixed by moving the join buffers into state stores):
-        // the buffered impressions live in memory and are lost when the worker stops. Remove
-        // `withKnownIssue` once this passes.
+        // The join buffers are changelogged stores: the impression read by the first run is
+        // still there for the click.
         let pairs = try Self.committed(cli, "clicks-with-impressions")
-        withKnownIssue("the stream-stream join buffers are not persisted across restarts") {
-            #expect(pairs == [#"i1 {"impression":{"ad":1},"click":{"c":1}}"#])
-        }
+        #expect(pairs == [#"i1 {"impression":{"ad":1},"click":{"c":1}}"#])
     }
 
     @Test("bad topology options, unknown options and missing input topics fail with clear errors")
