@@ -133,10 +133,30 @@ struct AvroReader {
     @inline(__always) mutating func readString() throws -> String {
         let n = try readLength("string")
         let raw = try readRaw(n, "string")
+        // ASCII is valid UTF-8 as it is; the general validation is not specialized in the standard
+        // library and costs several runtime metadata lookups per string.
+        if AvroReader.isASCII(raw) { return String(decoding: raw, as: UTF8.self) }
         guard let s = String(validating: raw, as: UTF8.self) else {
             throw EddyError(.serialization, "Avro string is not valid UTF-8 at byte \(position - n)")
         }
         return s
+    }
+
+    /// Whether every byte is below 0x80, eight at a time.
+    @inline(__always) static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        var bits: UInt64 = 0
+        while i + 8 <= bytes.count {
+            bits |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < bytes.count {
+            bits |= UInt64(base[i])
+            i += 1
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
     }
 
     @inline(__always) mutating func skip(_ n: Int, _ what: String) throws {

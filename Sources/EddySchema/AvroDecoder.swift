@@ -22,10 +22,23 @@ public struct AvroDecoder: Sendable {
     /// Decodes one datum written with ``schema``.
     public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try bytes.withUnsafeBufferPointer { buffer in
-            let state = AvroDecodingState(reader: AvroReader(buffer), nodes: schema.nodes, cache: schema.programCache)
+            let scratch = AvroThreadScratch.current
+            let state: AvroDecodingState
+            if let reusable = scratch.decoding, !reusable.inUse {
+                state = reusable
+                state.prepare(reader: AvroReader(buffer), nodes: schema.nodes, cache: schema.programCache)
+            } else {
+                state = AvroDecodingState(reader: AvroReader(buffer), nodes: schema.nodes, cache: schema.programCache)
+                if scratch.decoding == nil { scratch.decoding = state }
+            }
+            state.inUse = true
+            defer {
+                state.inUse = false
+                if scratch.decoding !== state { state.releasePools() }
+            }
             let value: T
             do {
-                value = try state.decodeValue(type, node: schema.root, codingPath: [], depth: 0)
+                value = try state.decodeValue(type, node: schema.root, codingPath: [], key: nil, depth: 0)
             } catch let error as EddyError {
                 throw error
             } catch let error as DecodingError {
@@ -54,20 +67,65 @@ final class AvroDecodingState {
         _read { yield readerStorage.pointee }
         _modify { yield &readerStorage.pointee }
     }
-    let nodes: [AvroNode]
-    let cache: AvroProgramCache
+    // The state is reused call after call on its thread (AvroThreadScratch), so these change
+    // between calls; never during one, hence no exclusivity checks.
+    @exclusivity(unchecked) private(set) var nodes: [AvroNode]
+    /// Set by every call (``prepare(reader:nodes:cache:)``) from a schema the caller holds for
+    /// the call's length; unowned so the hot path's table reads pay no reference counting.
+    @exclusivity(unchecked) private(set) unowned(unsafe) var cache: AvroProgramCache
+    /// Holds the cache of a state made for one call (reentrant calls), which no caller may outlive.
+    private var ownedCache: AvroProgramCache?
+    /// Whether a call is using the state.
+    @exclusivity(unchecked) var inUse = false
+    /// Record and leaf decoders reused from value to value.
+    @exclusivity(unchecked) var records = AvroObjectPool<AvroRecordDecoding>()
+    @exclusivity(unchecked) var leaves = AvroObjectPool<_AvroDecoder>()
 
     init(reader: AvroReader, nodes: [AvroNode], cache: AvroProgramCache) {
         readerStorage = .allocate(capacity: 1)
         readerStorage.initialize(to: reader)
         self.nodes = nodes
         self.cache = cache
+        ownedCache = cache
     }
 
     deinit {
         readerStorage.deinitialize(count: 1)
         readerStorage.deallocate()
     }
+
+    /// Readies a reused state for a call reading `reader` with `cache`'s schema.
+    @inline(__always) func prepare(reader: AvroReader, nodes: [AvroNode], cache: AvroProgramCache) {
+        self.reader = reader
+        self.nodes = nodes
+        self.cache = cache
+        ownedCache = nil
+        records.removeAll(keepingEntries: true)
+        leaves.removeAll(keepingEntries: true)
+    }
+
+    /// Drops the pooled decoders (they refer back to the state).
+    func releasePools() {
+        records.removeAll(keepingEntries: false)
+        leaves.removeAll(keepingEntries: false)
+    }
+
+    /// A record decoder for one value starting at the reader's position (pooled). Pair with
+    /// ``releaseRecord()``.
+    @inline(__always) func acquireRecord(layout: AvroRecordLayout, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) -> AvroRecordDecoding {
+        records.acquire({ AvroRecordDecoding(state: self, layout: layout, node: node, basePath: basePath, key: key, depth: depth) },
+                        reset: { $0.reset(layout: layout, node: node, basePath: basePath, key: key, depth: depth) })
+    }
+
+    @inline(__always) func releaseRecord() { records.release() }
+
+    /// A general decoder for one value (pooled). Pair with ``releaseLeaf()``.
+    @inline(__always) func acquireLeaf(node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) -> _AvroDecoder {
+        leaves.acquire({ _AvroDecoder(state: self, node: node, basePath: basePath, key: key, depth: depth) },
+                       reset: { $0.reset(node: node, basePath: basePath, key: key, depth: depth) })
+    }
+
+    @inline(__always) func releaseLeaf() { leaves.release() }
 
     static func describe(_ error: DecodingError) -> String {
         func path(_ p: [any CodingKey]) -> String { p.isEmpty ? "the value" : p.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
@@ -85,7 +143,7 @@ final class AvroDecodingState {
     }
 
     /// Reads a union's branch index and returns the branch node (other nodes pass through).
-    @inline(__always) func resolve(_ node: Int, codingPath: [any CodingKey]) throws -> Int {
+    @inline(__always) func resolve(_ node: Int) throws -> Int {
         guard cache.kinds[node] == .union, case .union(let branches) = nodes[node] else { return node }
         let i = try reader.readLong()
         guard i >= 0, i < branches.count else { throw EddyError(.serialization, "union branch \(i) out of range (the union has \(branches.count)) at byte \(reader.position)") }
@@ -107,10 +165,21 @@ final class AvroDecodingState {
         }
     }
 
-    func decodeValue<T: Decodable>(_ type: T.Type, node: Int, codingPath: [any CodingKey], depth: Int) throws -> T {
-        guard depth < AvroLimits.maximumValueDepth else { throw fail(codingPath, "nested deeper than \(AvroLimits.maximumValueDepth) (AvroLimits.maximumValueDepth)") }
-        if type == [UInt8].self || type == Data.self || type == Date.self || type == UUID.self {
-            let n = try resolve(node, codingPath: codingPath)
+    /// `key` is the field, map key or index the value is for; the full coding path
+    /// (`basePath` + `key`) is only built for messages and for values that ask for it.
+    func decodeValue<T: Decodable>(_ type: T.Type, node: Int, codingPath basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) throws -> T {
+        guard depth < AvroLimits.maximumValueDepth else { throw fail(key.map { basePath + [$0] } ?? basePath, "nested deeper than \(AvroLimits.maximumValueDepth) (AvroLimits.maximumValueDepth)") }
+        if cache.kinds[node] == .record, let layout = cache.layouts[node] {
+            // A record: its field reader is the decoder too (one object per record, not two).
+            let record = acquireRecord(layout: layout, node: node, basePath: basePath, key: key, depth: depth)
+            defer { releaseRecord() }
+            let value = try T(from: record)
+            try record.finishDecoding()
+            return value
+        }
+        if AvroDecodingState.isSpecial(type) {
+            let codingPath = key.map { basePath + [$0] } ?? basePath
+            let n = try resolve(node)
             if type == UUID.self {
                 guard case .string = nodes[n] else { throw fail(codingPath, "UUID wanted from Avro type \(nodes[n].kindName)") }
                 let s = try reader.readString()
@@ -138,53 +207,57 @@ final class AvroDecodingState {
             }
             return (type == Data.self ? Data(bytes) as! T : bytes as! T)
         }
-        if let layout = cache.layouts[node] {
-            // A record: its field reader is the decoder too (one object per record, not two).
-            let record = AvroRecordDecoding(state: self, layout: layout, node: node, codingPath: codingPath, depth: depth)
-            let value = try T(from: record)
-            try record.finishDecoding()
-            return value
-        }
-        let decoder = _AvroDecoder(state: self, node: node, codingPath: codingPath, depth: depth)
+        let decoder = acquireLeaf(node: node, basePath: basePath, key: key, depth: depth)
+        defer { releaseLeaf() }
         let value = try T(from: decoder)
         try decoder.finish()
         return value
     }
 
-    @inline(__always) func fastString(_ n: Int) throws -> String? { cache.kinds[n] == .string ? try reader.readString() : nil }
-    @inline(__always) func fastLong(_ n: Int) throws -> Int64? {
-        let kind = cache.kinds[n]
-        return kind == .long || kind == .int ? try reader.readLong() : nil
+    /// Whether `type` is one the decoder reads itself ([UInt8], Data, Date, UUID). Compares
+    /// type identifiers, not metatypes: `[UInt8].self` would look up generic metadata each time.
+    @inline(__always) static func isSpecial<T>(_ type: T.Type) -> Bool {
+        let id = ObjectIdentifier(type)
+        return id == bytesType || id == dataType || id == dateType || id == uuidType
     }
-    @inline(__always) func fastDouble(_ n: Int) throws -> Double? { cache.kinds[n] == .double ? try reader.readDouble() : nil }
-    @inline(__always) func fastFloat(_ n: Int) throws -> Float? { cache.kinds[n] == .float ? try reader.readFloat() : nil }
-    @inline(__always) func fastBool(_ n: Int) throws -> Bool? { cache.kinds[n] == .boolean ? try reader.readBoolean() : nil }
+    static let bytesType = ObjectIdentifier([UInt8].self)
+    static let dataType = ObjectIdentifier(Data.self)
+    static let dateType = ObjectIdentifier(Date.self)
+    static let uuidType = ObjectIdentifier(UUID.self)
 
     /// Decodes a primitive at `node` (resolving a union) through a single-value container.
     @inline(__always)
     func decodePrimitive<T>(node: Int, codingPath: [any CodingKey], key: (any CodingKey)?, depth: Int, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T {
-        let n = try resolve(node, codingPath: codingPath)
+        let n = try resolve(node)
         return try body(AvroSingleValueDecoding(state: self, nodeIndex: n, basePath: codingPath, key: key, depth: depth, resolved: true))
     }
 }
 
-protocol AvroDecodingContainerFinisher: AnyObject {
-    func finish() throws
-}
-
 final class _AvroDecoder: Decoder {
     let state: AvroDecodingState
-    let node: Int
-    let codingPath: [any CodingKey]
-    let depth: Int
+    // Reset for each value when pooled (see AvroDecodingState.acquireLeaf); one value at a time.
+    @exclusivity(unchecked) var node: Int
+    @exclusivity(unchecked) var basePath: [any CodingKey]
+    @exclusivity(unchecked) var key: (any CodingKey)?
+    @exclusivity(unchecked) var depth: Int
+    var codingPath: [any CodingKey] { key.map { basePath + [$0] } ?? basePath }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
-    var pending: (any AvroDecodingContainerFinisher)?
+    @exclusivity(unchecked) var pending: (any AvroContainerFinisher)?
 
-    init(state: AvroDecodingState, node: Int, codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroDecodingState, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
         self.state = state
         self.node = node
-        self.codingPath = codingPath
+        self.basePath = basePath
+        self.key = key
         self.depth = depth
+    }
+
+    @inline(__always) func reset(node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
+        self.node = node
+        self.basePath = basePath
+        self.key = key
+        self.depth = depth
+        pending = nil
     }
 
     func finish() throws {
@@ -193,9 +266,9 @@ final class _AvroDecoder: Decoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        let n = try state.resolve(node, codingPath: codingPath)
+        let n = try state.resolve(node)
         if let layout = state.cache.layouts[n] {
-            let storage = AvroRecordDecoding(state: state, layout: layout, codingPath: codingPath, depth: depth)
+            let storage = AvroRecordDecoding(state: state, layout: layout, node: -1, basePath: codingPath, key: nil, depth: depth)
             pending = storage
             return KeyedDecodingContainer(AvroRecordKeyedDecodingContainer<Key>(storage: storage))
         }
@@ -210,7 +283,7 @@ final class _AvroDecoder: Decoder {
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        let n = try state.resolve(node, codingPath: codingPath)
+        let n = try state.resolve(node)
         guard case .array(let items) = state.nodes[n] else {
             throw state.fail(codingPath, "a list wanted from Avro type \(state.nodes[n].kindName)")
         }
@@ -224,7 +297,7 @@ final class _AvroDecoder: Decoder {
     }
 }
 
-protocol AvroKeyedDecodingStorage: AvroDecodingContainerFinisher {
+protocol AvroKeyedDecodingStorage: AvroContainerFinisher {
     var codingPath: [any CodingKey] { get }
     var keyNames: [String] { get }
     func contains(_ name: String) -> Bool
@@ -240,15 +313,19 @@ protocol AvroKeyedDecodingStorage: AvroDecodingContainerFinisher {
 /// re-skips from the record's start (rare: synthesized `Decodable` reads in declaration order).
 final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
     let state: AvroDecodingState
-    let layout: AvroRecordLayout
+    // Reset for each record when pooled (see AvroDecodingState.acquireRecord); one record at a time.
+    // The layout belongs to the schema the call holds (unowned: no reference counting per field).
+    @exclusivity(unchecked) unowned(unsafe) var layout: AvroRecordLayout
     /// The record's node, for values that decode through another container kind.
-    let node: Int
-    let codingPath: [any CodingKey]
-    let depth: Int
+    @exclusivity(unchecked) var node: Int
+    @exclusivity(unchecked) var basePath: [any CodingKey]
+    @exclusivity(unchecked) var key: (any CodingKey)?
+    @exclusivity(unchecked) var depth: Int
+    var codingPath: [any CodingKey] { key.map { basePath + [$0] } ?? basePath }
     /// As a `Decoder`: whether a keyed container was handed out, and the general decoder used
     /// for other container kinds; finished when the value is done.
-    var keyed = false
-    var delegate: _AvroDecoder?
+    @exclusivity(unchecked) var keyed = false
+    @exclusivity(unchecked) var delegate: _AvroDecoder?
 
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
@@ -260,7 +337,7 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
     func other() -> _AvroDecoder {
         if let delegate { return delegate }
         state.reader.position = start
-        let decoder = _AvroDecoder(state: state, node: node, codingPath: codingPath, depth: depth)
+        let decoder = _AvroDecoder(state: state, node: node, basePath: basePath, key: key, depth: depth)
         delegate = decoder
         return decoder
     }
@@ -272,25 +349,39 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
         try delegate?.finish()
     }
     /// Where the record starts.
-    let start: Int
+    @exclusivity(unchecked) var start: Int
     /// The next field in data order and where it starts.
-    var next = 0
-    var nextPosition: Int
+    @exclusivity(unchecked) var next = 0
+    @exclusivity(unchecked) var nextPosition: Int
 
-    init(state: AvroDecodingState, layout: AvroRecordLayout, node: Int = -1, codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroDecodingState, layout: AvroRecordLayout, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
         self.state = state
         self.layout = layout
         self.node = node
-        self.codingPath = codingPath
+        self.basePath = basePath
+        self.key = key
         self.depth = depth
         start = state.reader.position
+        nextPosition = start
+    }
+
+    @inline(__always) func reset(layout: AvroRecordLayout, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
+        self.layout = layout
+        self.node = node
+        self.basePath = basePath
+        self.key = key
+        self.depth = depth
+        keyed = false
+        delegate = nil
+        start = state.reader.position
+        next = 0
         nextPosition = start
     }
 
     var keyNames: [String] { Array(layout.names) }
     func contains(_ name: String) -> Bool { layout.names.contains(name) }
 
-    @inline(__always) func index(of key: any CodingKey) throws -> Int {
+    @inline(__always) func index<K: CodingKey>(of key: K) throws -> Int {
         let name = key.stringValue
         let names = layout.names
         if next < names.count, names[next] == name { return next }
@@ -341,9 +432,15 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ key: any CodingKey) throws -> T {
+        try decodeField(type, key)
+    }
+
+    /// A field holding a nested value. Its coding path names the field by its schema name (the
+    /// key matched it by that name), so the caller's key type never becomes an existential here.
+    @inline(__always) func decodeField<T: Decodable, K: CodingKey>(_ type: T.Type, _ key: K) throws -> T {
         let j = try index(of: key)
         try seek(j)
-        let value = try state.decodeValue(type, node: layout.types[j], codingPath: codingPath + [key], depth: depth + 1)
+        let value = try state.decodeValue(type, node: layout.types[j], codingPath: codingPath, key: AvroFieldKey(layout.names[j]), depth: depth + 1)
         done(j)
         return value
     }
@@ -356,18 +453,17 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
         return value
     }
 
-    /// Reads a primitive field: `fast` gets the (union-resolved) node and returns nil when the
-    /// node's kind needs the general single-value path.
-    @inline(__always) func primitive<T>(_ key: any CodingKey, _ fast: (Int) throws -> T?, _ slow: (AvroSingleValueDecoding) throws -> T) throws -> T {
+    /// Moves to `key`'s field; returns its index and the node its value is read as (a union's
+    /// branch index read and resolved).
+    @inline(__always) func field<K: CodingKey>(_ key: K) throws -> (Int, Int) {
         let j = try index(of: key)
         try seek(j)
-        let n = try state.resolve(layout.types[j], codingPath: codingPath)
-        let value = try fast(n) ?? slow(AvroSingleValueDecoding(state: state, nodeIndex: n, basePath: codingPath, key: key, depth: depth + 1, resolved: true))
-        done(j)
-        return value
+        return (j, try state.resolve(layout.types[j]))
     }
 
-    @inline(__always) func optionalPrimitive<T>(_ key: any CodingKey, _ fast: (Int) throws -> T?, _ slow: (AvroSingleValueDecoding) throws -> T) throws -> T? {
+    /// As ``field(_:)`` for `decodeIfPresent`: nil when the record has no such field or the value
+    /// is null (consumed).
+    @inline(__always) func optionalField<K: CodingKey>(_ key: K) throws -> (Int, Int)? {
         let name = key.stringValue
         let j: Int
         if next < layout.names.count, layout.names[next] == name {
@@ -381,8 +477,18 @@ final class AvroRecordDecoding: AvroKeyedDecodingStorage, Decoder {
             done(j)
             return nil
         }
-        let n = try state.resolve(layout.types[j], codingPath: codingPath)
-        let value = try fast(n) ?? slow(AvroSingleValueDecoding(state: state, nodeIndex: n, basePath: codingPath, key: key, depth: depth + 1, resolved: true))
+        return (j, try state.resolve(layout.types[j]))
+    }
+
+    /// Marks field `j` read and passes `value` through.
+    @inline(__always) func done<T>(_ j: Int, _ value: T) -> T {
+        done(j)
+        return value
+    }
+
+    /// Reads field `j` at node `n` through a single-value container (what `body` asks of it).
+    func slow<T, K: CodingKey>(_ j: Int, _ n: Int, _ key: K, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T {
+        let value = try body(AvroSingleValueDecoding(state: state, nodeIndex: n, basePath: codingPath, key: key, depth: depth + 1, resolved: true))
         done(j)
         return value
     }
@@ -458,7 +564,7 @@ final class AvroMapDecoding: AvroKeyedDecodingStorage {
 
     func decode<T: Decodable>(_ type: T.Type, _ key: any CodingKey) throws -> T {
         state.reader.position = try position(key)
-        return try state.decodeValue(type, node: valueNode, codingPath: codingPath + [key], depth: depth + 1)
+        return try state.decodeValue(type, node: valueNode, codingPath: codingPath, key: key, depth: depth + 1)
     }
 
     func decodePrimitive<T>(_ key: any CodingKey, _ body: (AvroSingleValueDecoding) throws -> T) throws -> T {
@@ -485,30 +591,85 @@ struct AvroRecordKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerP
 
     func contains(_ key: Key) -> Bool { storage.contains(key.stringValue) }
     func decodeNil(forKey key: Key) throws -> Bool { try storage.decodeNil(key) }
-    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try storage.decode(type, key) }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try storage.primitive(key, storage.state.fastString) { try $0.decode(type) } }
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try storage.primitive(key, storage.state.fastBool) { try $0.decode(type) } }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try storage.primitive(key, storage.state.fastDouble) { try $0.decode(type) } }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try storage.primitive(key, storage.state.fastFloat) { try $0.decode(type) } }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try storage.primitive(key, { try storage.state.fastLong($0).flatMap { Int(exactly: $0) } }) { try $0.decode(type) } }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 {
-        try storage.primitive(key, { n in
-            guard storage.state.cache.kinds[n] == .int else { return nil }
-            return try storage.state.reader.readInt()
-        }) { try $0.decode(type) }
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try storage.decodeField(type, key) }
+    // Primitives: the field's node (a union's branch resolved) is checked inline and the value
+    // read straight from the input; other kinds, out-of-range values and their errors take the
+    // general single-value path. No closures on the fast path: a closure context would retain
+    // the state on every field.
+    func decode(_ type: String.Type, forKey key: Key) throws -> String {
+        let (j, n) = try storage.field(key)
+        if storage.state.cache.kinds[n] == .string { return try storage.done(j, storage.state.reader.readString()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
     }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try storage.primitive(key, storage.state.fastLong) { try $0.decode(type) } }
-    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try storage.optionalPrimitive(key, storage.state.fastString) { try $0.decode(type) } }
-    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try storage.optionalPrimitive(key, storage.state.fastBool) { try $0.decode(type) } }
-    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try storage.optionalPrimitive(key, storage.state.fastDouble) { try $0.decode(type) } }
-    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try storage.optionalPrimitive(key, { try storage.state.fastLong($0).flatMap { Int(exactly: $0) } }) { try $0.decode(type) } }
-    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try storage.decodeOptionalPrimitive(key) { try $0.decode(type) } }
-    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try storage.optionalPrimitive(key, storage.state.fastLong) { try $0.decode(type) } }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+        let (j, n) = try storage.field(key)
+        if storage.state.cache.kinds[n] == .boolean { return try storage.done(j, storage.state.reader.readBoolean()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
+        let (j, n) = try storage.field(key)
+        if storage.state.cache.kinds[n] == .double { return try storage.done(j, storage.state.reader.readDouble()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+        let (j, n) = try storage.field(key)
+        if storage.state.cache.kinds[n] == .float { return try storage.done(j, storage.state.reader.readFloat()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int {
+        let (j, n) = try storage.field(key)
+        let kind = storage.state.cache.kinds[n]
+        if kind == .long || kind == .int, Int.bitWidth == 64 { return try storage.done(j, Int(storage.state.reader.readLong())) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 {
+        let (j, n) = try storage.field(key)
+        if storage.state.cache.kinds[n] == .int { return try storage.done(j, storage.state.reader.readInt()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 {
+        let (j, n) = try storage.field(key)
+        let kind = storage.state.cache.kinds[n]
+        if kind == .long || kind == .int { return try storage.done(j, storage.state.reader.readLong()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+        guard let (j, n) = try storage.optionalField(key) else { return nil }
+        if storage.state.cache.kinds[n] == .string { return try storage.done(j, storage.state.reader.readString()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
+        guard let (j, n) = try storage.optionalField(key) else { return nil }
+        if storage.state.cache.kinds[n] == .boolean { return try storage.done(j, storage.state.reader.readBoolean()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? {
+        guard let (j, n) = try storage.optionalField(key) else { return nil }
+        if storage.state.cache.kinds[n] == .double { return try storage.done(j, storage.state.reader.readDouble()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? {
+        guard let (j, n) = try storage.optionalField(key) else { return nil }
+        let kind = storage.state.cache.kinds[n]
+        if kind == .long || kind == .int, Int.bitWidth == 64 { return try storage.done(j, Int(storage.state.reader.readLong())) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? {
+        guard let (j, n) = try storage.optionalField(key) else { return nil }
+        if storage.state.cache.kinds[n] == .int { return try storage.done(j, storage.state.reader.readInt()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? {
+        guard let (j, n) = try storage.optionalField(key) else { return nil }
+        let kind = storage.state.cache.kinds[n]
+        if kind == .long || kind == .int { return try storage.done(j, storage.state.reader.readLong()) }
+        return try storage.slow(j, n, key) { try $0.decode(type) }
+    }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard storage.contains(key.stringValue) else { return nil }
         if try storage.decodeNil(key) { return nil }
-        return try storage.decode(type, key)
+        return try storage.decodeField(type, key)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -561,7 +722,7 @@ struct AvroKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     func superDecoder(forKey key: Key) throws -> any Decoder { throw EddyError(.serialization, "super decoders are not supported by the Avro decoder") }
 }
 
-final class AvroArrayDecoding: UnkeyedDecodingContainer, AvroDecodingContainerFinisher {
+final class AvroArrayDecoding: UnkeyedDecodingContainer, AvroContainerFinisher {
     let state: AvroDecodingState
     let itemNode: Int
     let codingPath: [any CodingKey]
@@ -624,7 +785,7 @@ final class AvroArrayDecoding: UnkeyedDecodingContainer, AvroDecodingContainerFi
     }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try next { try state.decodeValue(type, node: itemNode, codingPath: codingPath + [AvroArrayEncoding.Index(currentIndex)], depth: depth + 1) }
+        try next { try state.decodeValue(type, node: itemNode, codingPath: codingPath, key: AvroArrayEncoding.Index(currentIndex), depth: depth + 1) }
     }
     func decode(_ type: String.Type) throws -> String { try next { try state.decodePrimitive(node: itemNode, codingPath: codingPath, key: AvroArrayEncoding.Index(currentIndex), depth: depth + 1) { try $0.decode(type) } } }
     func decode(_ type: Int.Type) throws -> Int { try next { try state.decodePrimitive(node: itemNode, codingPath: codingPath, key: AvroArrayEncoding.Index(currentIndex), depth: depth + 1) { try $0.decode(type) } } }
@@ -658,11 +819,24 @@ struct AvroDecoderSingleValueContainer: SingleValueDecodingContainer {
     let decoder: _AvroDecoder
     var codingPath: [any CodingKey] { decoder.codingPath }
     var inner: AvroSingleValueDecoding {
-        AvroSingleValueDecoding(state: decoder.state, nodeIndex: decoder.node, basePath: decoder.codingPath, key: nil, depth: decoder.depth, resolved: false)
+        AvroSingleValueDecoding(state: decoder.state, nodeIndex: decoder.node, basePath: decoder.basePath, key: decoder.key, depth: decoder.depth, resolved: false)
     }
     func decodeNil() -> Bool { inner.decodeNil() }
     func decode(_ type: Bool.Type) throws -> Bool { try inner.decode(type) }
-    func decode(_ type: String.Type) throws -> String { try inner.decode(type) }
+    func decode(_ type: String.Type) throws -> String {
+        // Strings and enum symbols (what String-backed enums decode) straight from the input.
+        let state = decoder.state, node = decoder.node
+        switch state.cache.kinds[node] {
+        case .string: return try state.reader.readString()
+        case .enumeration:
+            let i = try state.reader.readLong()
+            guard i >= 0, i < state.cache.symbolCount[node] else {
+                throw state.fail(decoder.codingPath, "enum \(state.nodes[node].name?.fullName ?? "") has no symbol number \(i)")
+            }
+            return state.cache.symbols[state.cache.symbolStart[node] + Int(i)]
+        default: return try inner.decode(type)
+        }
+    }
     func decode(_ type: Double.Type) throws -> Double { try inner.decode(type) }
     func decode(_ type: Float.Type) throws -> Float { try inner.decode(type) }
     func decode(_ type: Int.Type) throws -> Int { try inner.decode(type) }
@@ -690,7 +864,7 @@ struct AvroSingleValueDecoding: SingleValueDecodingContainer {
     let resolved: Bool
 
     func target() throws -> AvroNode {
-        resolved ? state.nodes[nodeIndex] : state.nodes[try state.resolve(nodeIndex, codingPath: codingPath)]
+        resolved ? state.nodes[nodeIndex] : state.nodes[try state.resolve(nodeIndex)]
     }
 
     func mismatch(_ what: String, _ node: AvroNode) -> EddyError {
@@ -767,6 +941,6 @@ struct AvroSingleValueDecoding: SingleValueDecodingContainer {
     func decode(_ type: UInt64.Type) throws -> UInt64 { try decodeInteger(type) }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try state.decodeValue(type, node: nodeIndex, codingPath: codingPath, depth: depth + 1)
+        try state.decodeValue(type, node: nodeIndex, codingPath: basePath, key: key, depth: depth + 1)
     }
 }

@@ -26,20 +26,42 @@ public struct AvroEncoder: Sendable {
     public init(schema: AvroSchema) { self.schema = schema }
 
     /// Encodes `value` as one Avro datum of ``schema``.
+    ///
+    /// The output is allocated once in the common case (sized from the thread's last encoding).
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let scratch = AvroThreadScratch.current
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
-        try encode(value, appendingTo: &bytes)
+        bytes.reserveCapacity(scratch.encodedSizeHint)
+        try encode(value, appendingTo: &bytes, scratch: scratch)
+        // A quarter more than the last value (of any schema) on this thread: most values of a
+        // stream are alike, so most outputs are allocated once, never grown.
+        scratch.encodedSizeHint = max(AvroThreadScratch.minimumSizeHint, bytes.count + bytes.count / 4)
         return bytes
     }
 
     /// Appends the encoding of `value` to `bytes`.
     public func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8]) throws {
-        let state = AvroEncodingState(nodes: schema.nodes, cache: schema.programCache)
+        try encode(value, appendingTo: &bytes, scratch: AvroThreadScratch.current)
+    }
+
+    @inline(__always) func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8], scratch: AvroThreadScratch) throws {
+        let state: AvroEncodingState
+        if let reusable = scratch.encoding, !reusable.inUse {
+            state = reusable
+            state.prepare(nodes: schema.nodes, cache: schema.programCache)
+        } else {
+            state = AvroEncodingState(nodes: schema.nodes, cache: schema.programCache)
+            if scratch.encoding == nil { scratch.encoding = state }
+        }
+        state.inUse = true
         swap(&state.writer.bytes, &bytes)
-        defer { swap(&state.writer.bytes, &bytes) }
+        defer {
+            swap(&state.writer.bytes, &bytes)
+            state.inUse = false
+            if scratch.encoding !== state { state.releasePools() }
+        }
         do {
-            try state.encodeValue(value, node: schema.root, codingPath: [], depth: 0)
+            try state.encodeValue(value, node: schema.root, codingPath: [], key: nil, depth: 0)
         } catch let error as EddyError {
             throw error
         } catch {
@@ -57,14 +79,26 @@ final class AvroEncodingState {
         _read { yield writerStorage.pointee }
         _modify { yield &writerStorage.pointee }
     }
-    let nodes: [AvroNode]
-    let cache: AvroProgramCache
+    // The state is reused call after call on its thread (AvroThreadScratch), so these change
+    // between calls; never during one, hence no exclusivity checks.
+    @exclusivity(unchecked) private(set) var nodes: [AvroNode]
+    /// Set by every call (``prepare(nodes:cache:)``) from a schema the caller holds for the
+    /// call's length; unowned so the hot path's table reads pay no reference counting.
+    @exclusivity(unchecked) private(set) unowned(unsafe) var cache: AvroProgramCache
+    /// Holds the cache of a state made for one call (reentrant calls), which no caller may outlive.
+    private var ownedCache: AvroProgramCache?
+    /// Whether a call is using the state.
+    @exclusivity(unchecked) var inUse = false
+    /// Record and leaf encoders reused from value to value.
+    @exclusivity(unchecked) var records = AvroObjectPool<AvroRecordEncoding>()
+    @exclusivity(unchecked) var leaves = AvroObjectPool<_AvroEncoder>()
 
     init(nodes: [AvroNode], cache: AvroProgramCache) {
         writerStorage = .allocate(capacity: 1)
         writerStorage.initialize(to: AvroWriter(capacity: 0))
         self.nodes = nodes
         self.cache = cache
+        ownedCache = cache
     }
 
     deinit {
@@ -72,9 +106,44 @@ final class AvroEncodingState {
         writerStorage.deallocate()
     }
 
+    /// Readies a reused state for a call with `cache`'s schema.
+    @inline(__always) func prepare(nodes: [AvroNode], cache: AvroProgramCache) {
+        self.nodes = nodes
+        self.cache = cache
+        ownedCache = nil
+        records.removeAll(keepingEntries: true)
+        leaves.removeAll(keepingEntries: true)
+    }
+
+    /// Drops the pooled encoders (they refer back to the state).
+    func releasePools() {
+        records.removeAll(keepingEntries: false)
+        leaves.removeAll(keepingEntries: false)
+    }
+
+    /// A record encoder for one value (pooled). Pair with ``releaseRecord()``.
+    @inline(__always) func acquireRecord(layout: AvroRecordLayout, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) -> AvroRecordEncoding {
+        records.acquire({ AvroRecordEncoding(state: self, layout: layout, node: node, basePath: basePath, key: key, depth: depth) },
+                        reset: { $0.reset(layout: layout, node: node, basePath: basePath, key: key, depth: depth) })
+    }
+
+    @inline(__always) func releaseRecord() { records.release() }
+
+    /// A general encoder for one value (pooled). Pair with ``releaseLeaf()``.
+    @inline(__always) func acquireLeaf(node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) -> _AvroEncoder {
+        leaves.acquire({ _AvroEncoder(state: self, node: node, basePath: basePath, key: key, depth: depth) },
+                       reset: { $0.reset(node: node, basePath: basePath, key: key, depth: depth) })
+    }
+
+    @inline(__always) func releaseLeaf() { leaves.release() }
+
     /// A state for encoders that only fail (nested and super encoders are not supported).
     static func empty() -> AvroEncodingState {
         AvroEncodingState(nodes: [.null], cache: AvroProgramCache(nodes: [.null], root: 0))
+    }
+
+    func fail(_ path: [any CodingKey], key: (any CodingKey)?, _ message: String) -> EddyError {
+        fail(key.map { path + [$0] } ?? path, message)
     }
 
     func fail(_ path: [any CodingKey], _ message: String) -> EddyError {
@@ -84,14 +153,26 @@ final class AvroEncodingState {
 
     /// Picks the branch of a union for a non-null value: the only non-null branch, else the
     /// first branch that accepts the value (tried on a scratch buffer).
-    func encodeValue<T: Encodable>(_ value: T, node: Int, codingPath: [any CodingKey], depth: Int) throws {
-        guard depth < AvroLimits.maximumValueDepth else { throw fail(codingPath, "nested deeper than \(AvroLimits.maximumValueDepth) (AvroLimits.maximumValueDepth)") }
+    ///
+    /// `key` is the field, map key or index the value is for; the full coding path
+    /// (`codingPath` + `key`) is only built for messages and for values that ask for it.
+    func encodeValue<T: Encodable>(_ value: T, node: Int, codingPath: [any CodingKey], key: (any CodingKey)?, depth: Int) throws {
+        guard depth < AvroLimits.maximumValueDepth else { throw fail(codingPath, key: key, "nested deeper than \(AvroLimits.maximumValueDepth) (AvroLimits.maximumValueDepth)") }
         switch cache.kinds[node] {
+        case .record:
+            if let layout = cache.layouts[node] {
+                // A record: its field storage is the encoder too (one object per record, not two).
+                let record = acquireRecord(layout: layout, node: node, basePath: codingPath, key: key, depth: depth)
+                defer { releaseRecord() }
+                try value.encode(to: record)
+                try record.finishEncoding()
+                return
+            }
         case .union:
             let single = cache.singleBranch[node]
             if single >= 0 {
                 writer.writeLong(Int64(single))
-                try encodeValue(value, node: cache.singleBranchNode[node], codingPath: codingPath, depth: depth + 1)
+                try encodeValue(value, node: cache.singleBranchNode[node], codingPath: codingPath, key: key, depth: depth + 1)
                 return
             }
             guard case .union(let branches) = nodes[node] else { return }
@@ -100,17 +181,17 @@ final class AvroEncodingState {
             for i in branches.indices {
                 writer.writeLong(Int64(i))
                 do {
-                    try encodeValue(value, node: branches[i], codingPath: codingPath, depth: depth + 1)
+                    try encodeValue(value, node: branches[i], codingPath: codingPath, key: key, depth: depth + 1)
                     return
                 } catch {
                     lastError = error
                     writer.bytes.removeSubrange(start...)
                 }
             }
-            throw lastError ?? fail(codingPath, "no union branch accepts the value")
+            throw lastError ?? fail(codingPath, key: key, "no union branch accepts the value")
         case .bytes, .fixed:
-            if let b = value as? [UInt8] { try encodeBytes(b, node: node, codingPath: codingPath); return }
-            if let d = value as? Data { try encodeBytes(Array(d), node: node, codingPath: codingPath); return }
+            if let b = value as? [UInt8] { try encodeBytes(b, node: node, codingPath: key.map { codingPath + [$0] } ?? codingPath); return }
+            if let d = value as? Data { try encodeBytes(Array(d), node: node, codingPath: key.map { codingPath + [$0] } ?? codingPath); return }
         case .long:
             if let date = value as? Date {
                 guard case .long(let logical) = nodes[node] else { return }
@@ -129,14 +210,8 @@ final class AvroEncodingState {
             if let uuid = value as? UUID { writer.writeString(uuid.uuidString.lowercased()); return }
         default: break
         }
-        if let layout = cache.layouts[node] {
-            // A record: its field storage is the encoder too (one object per record, not two).
-            let record = AvroRecordEncoding(state: self, layout: layout, node: node, codingPath: codingPath, depth: depth)
-            try value.encode(to: record)
-            try record.finishEncoding()
-            return
-        }
-        let encoder = _AvroEncoder(state: self, node: node, codingPath: codingPath, depth: depth)
+        let encoder = acquireLeaf(node: node, basePath: codingPath, key: key, depth: depth)
+        defer { releaseLeaf() }
         try value.encode(to: encoder)
         try encoder.finish()
     }
@@ -183,23 +258,35 @@ final class AvroEncodingState {
 }
 
 /// Finishes a container when the value that opened it is done.
-protocol AvroEncodingContainerFinisher: AnyObject {
-    func finish() throws
-}
-
 final class _AvroEncoder: Encoder {
     let state: AvroEncodingState
-    let node: Int
-    let codingPath: [any CodingKey]
-    let depth: Int
+    // Reset for each value when pooled (see AvroEncodingState.acquireLeaf); one value at a time.
+    @exclusivity(unchecked) var node: Int
+    @exclusivity(unchecked) var basePath: [any CodingKey]
+    @exclusivity(unchecked) var key: (any CodingKey)?
+    @exclusivity(unchecked) var depth: Int
+    var codingPath: [any CodingKey] { key.map { basePath + [$0] } ?? basePath }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
-    var pending: (any AvroEncodingContainerFinisher)?
+    @exclusivity(unchecked) var pending: (any AvroContainerFinisher)?
 
-    init(state: AvroEncodingState, node: Int, codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroEncodingState, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
         self.state = state
         self.node = node
-        self.codingPath = codingPath
+        self.basePath = basePath
+        self.key = key
         self.depth = depth
+    }
+
+    convenience init(state: AvroEncodingState, node: Int, codingPath: [any CodingKey], depth: Int) {
+        self.init(state: state, node: node, basePath: codingPath, key: nil, depth: depth)
+    }
+
+    @inline(__always) func reset(node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
+        self.node = node
+        self.basePath = basePath
+        self.key = key
+        self.depth = depth
+        pending = nil
     }
 
     func finish() throws {
@@ -250,7 +337,23 @@ struct AvroEncoderSingleValueContainer: SingleValueEncodingContainer {
     var inner: AvroSingleValueEncoding { AvroSingleValueEncoding(encoder: encoder) }
     mutating func encodeNil() throws { var c = inner; try c.encodeNil() }
     mutating func encode(_ value: Bool) throws { var c = inner; try c.encode(value) }
-    mutating func encode(_ value: String) throws { var c = inner; try c.encode(value) }
+    mutating func encode(_ value: String) throws {
+        // Strings and enum symbols (what String-backed enums encode) straight to the output.
+        let state = encoder.state, node = encoder.node
+        switch state.cache.kinds[node] {
+        case .string:
+            state.writer.writeString(value)
+            return
+        case .enumeration:
+            if let i = state.cache.symbolIndex(value, node: node) {
+                state.writer.writeLong(Int64(i))
+                return
+            }
+        default: break
+        }
+        var c = inner
+        try c.encode(value)
+    }
     mutating func encode(_ value: Double) throws { var c = inner; try c.encode(value) }
     mutating func encode(_ value: Float) throws { var c = inner; try c.encode(value) }
     mutating func encode(_ value: Int) throws { var c = inner; try c.encode(value) }
@@ -267,7 +370,7 @@ struct AvroEncoderSingleValueContainer: SingleValueEncodingContainer {
 }
 
 /// A keyed container's work, shared by records and maps (the container itself is a struct).
-protocol AvroKeyedEncodingStorage: AvroEncodingContainerFinisher {
+protocol AvroKeyedEncodingStorage: AvroContainerFinisher {
     var codingPath: [any CodingKey] { get }
     func encodeNil(key: any CodingKey) throws
     func encode<T: Encodable>(_ value: T, key: any CodingKey) throws
@@ -287,22 +390,42 @@ final class AvroFailingEncoding: AvroKeyedEncodingStorage {
 
 final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     let state: AvroEncodingState
-    let layout: AvroRecordLayout
+    // Reset for each record when pooled (see AvroEncodingState.acquireRecord); one record at a time.
+    // The layout belongs to the schema the call holds (unowned: no reference counting per field).
+    @exclusivity(unchecked) unowned(unsafe) var layout: AvroRecordLayout
     /// The record's node, for values that encode through another container kind.
-    let node: Int
-    let codingPath: [any CodingKey]
-    let depth: Int
-    var cursor = 0
+    @exclusivity(unchecked) var node: Int
+    @exclusivity(unchecked) var basePath: [any CodingKey]
+    @exclusivity(unchecked) var key: (any CodingKey)?
+    @exclusivity(unchecked) var depth: Int
+    @exclusivity(unchecked) var cursor = 0
     /// As an `Encoder`: the container handed out, finished when the value is done.
-    var delegate: _AvroEncoder?
-    var keyed = false
+    @exclusivity(unchecked) var delegate: _AvroEncoder?
+    @exclusivity(unchecked) var keyed = false
+    var codingPath: [any CodingKey] { key.map { basePath + [$0] } ?? basePath }
 
-    init(state: AvroEncodingState, layout: AvroRecordLayout, node: Int = -1, codingPath: [any CodingKey], depth: Int) {
+    init(state: AvroEncodingState, layout: AvroRecordLayout, node: Int = -1, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
         self.state = state
         self.layout = layout
         self.node = node
-        self.codingPath = codingPath
+        self.basePath = basePath
+        self.key = key
         self.depth = depth
+    }
+
+    convenience init(state: AvroEncodingState, layout: AvroRecordLayout, codingPath: [any CodingKey], depth: Int) {
+        self.init(state: state, layout: layout, node: -1, basePath: codingPath, key: nil, depth: depth)
+    }
+
+    @inline(__always) func reset(layout: AvroRecordLayout, node: Int, basePath: [any CodingKey], key: (any CodingKey)?, depth: Int) {
+        self.layout = layout
+        self.node = node
+        self.basePath = basePath
+        self.key = key
+        self.depth = depth
+        cursor = 0
+        delegate = nil
+        keyed = false
     }
 
     var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -316,7 +439,7 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     /// and checked, by a general encoder for the record's node.
     func other() -> _AvroEncoder {
         if let delegate { return delegate }
-        let encoder = _AvroEncoder(state: state, node: node, codingPath: codingPath, depth: depth)
+        let encoder = _AvroEncoder(state: state, node: node, basePath: basePath, key: key, depth: depth)
         delegate = encoder
         return encoder
     }
@@ -329,7 +452,7 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     }
 
     /// Moves to the field named `key`, filling skipped fields with null or their defaults.
-    @inline(__always) func seek(_ key: any CodingKey) throws -> Int {
+    @inline(__always) func seek<K: CodingKey>(_ key: K) throws -> Int {
         let name = key.stringValue
         let names = layout.names
         let index: Int
@@ -362,33 +485,43 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     }
 
     func encode<T: Encodable>(_ value: T, key: any CodingKey) throws {
+        try encodeField(value, key: key)
+    }
+
+    /// A field holding a nested value. Its coding path names the field by its schema name (the
+    /// key matched it by that name), so the caller's key type never becomes an existential here.
+    @inline(__always) func encodeField<T: Encodable, K: CodingKey>(_ value: T, key: K) throws {
         let i = try seek(key)
-        try state.encodeValue(value, node: layout.types[i], codingPath: codingPath + [key], depth: depth + 1)
+        try state.encodeValue(value, node: layout.types[i], codingPath: codingPath, key: AvroFieldKey(layout.names[i]), depth: depth + 1)
     }
 
     func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
         let i = try seek(key)
         if try !state.encodePrimitive(node: layout.types[i], codingPath: codingPath, key: key, depth: depth + 1, body) {
-            try state.encodeValue(value, node: layout.types[i], codingPath: codingPath + [key], depth: depth + 1)
+            try state.encodeValue(value, node: layout.types[i], codingPath: codingPath, key: key, depth: depth + 1)
         }
     }
 
-    /// Writes a primitive field: `fast` gets the target node (a single-branch union resolved,
-    /// its index written) and returns false when the kind needs the general path (`body`).
-    @inline(__always) func primitive<T: Encodable>(_ value: T, key: any CodingKey, _ fast: (Int) -> Bool,
-                                                   _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
-        let i = try seek(key)
-        var target = layout.types[i]
-        if state.cache.kinds[target] == .union {
-            let single = state.cache.singleBranch[target]
-            guard single >= 0 else {
-                try state.encodeValue(value, node: target, codingPath: codingPath + [key], depth: depth + 1)
-                return
-            }
-            state.writer.writeLong(Int64(single))
-            target = state.cache.singleBranchNode[target]
+    /// Moves to `key`'s field and returns the node its value is written as: the field's type, or
+    /// for a union with one non-null branch that branch (its index written). A union with several
+    /// non-null branches gives `-1 - node`, for ``primitiveSlow(_:key:target:_:)``.
+    @inline(__always) func target<K: CodingKey>(_ key: K) throws -> Int {
+        let node = layout.types[try seek(key)]
+        guard state.cache.kinds[node] == .union else { return node }
+        let single = state.cache.singleBranch[node]
+        guard single >= 0 else { return -1 - node }
+        state.writer.writeLong(Int64(single))
+        return state.cache.singleBranchNode[node]
+    }
+
+    /// Writes a primitive the inline path could not: through a single-value container for
+    /// `target` (which `body` drives), or for a several-branch union (`target < 0`) through the
+    /// general value path, which picks the branch.
+    func primitiveSlow<T: Encodable, K: CodingKey>(_ value: T, key: K, target: Int, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
+        guard target >= 0 else {
+            try state.encodeValue(value, node: -1 - target, codingPath: codingPath, key: key, depth: depth + 1)
+            return
         }
-        if fast(target) { return }
         var container = AvroSingleValueEncoding(state: state, nodeIndex: target, codingPath: codingPath, key: key, depth: depth + 1)
         try body(&container)
     }
@@ -437,7 +570,7 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
     }
 
     func encode<T: Encodable>(_ value: T, key: any CodingKey) throws {
-        try entry(key) { try state.encodeValue(value, node: valueNode, codingPath: codingPath + [key], depth: depth + 1) }
+        try entry(key) { try state.encodeValue(value, node: valueNode, codingPath: codingPath, key: key, depth: depth + 1) }
     }
 
     func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
@@ -460,64 +593,49 @@ struct AvroRecordKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerP
     var codingPath: [any CodingKey] { storage.codingPath }
 
     mutating func encodeNil(forKey key: Key) throws { try storage.encodeNil(key: key) }
-    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try storage.encode(value, key: key) }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try storage.encodeField(value, key: key) }
+    // Primitives: the field's node (a single-branch union resolved) is checked inline and the
+    // value written straight to the output; other kinds, out-of-range values and their errors
+    // take the general single-value path. No closures here: a closure context would retain the
+    // state on every field.
     mutating func encode(_ value: String, forKey key: Key) throws {
-        let state = storage.state
-        try storage.primitive(value, key: key, { n in
-            guard state.cache.kinds[n] == .string else { return false }
-            state.writer.writeString(value)
-            return true
-        }) { try $0.encode(value) }
+        let t = try storage.target(key)
+        if t >= 0, storage.state.cache.kinds[t] == .string { return storage.state.writer.writeString(value) }
+        try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Bool, forKey key: Key) throws {
-        let state = storage.state
-        try storage.primitive(value, key: key, { n in
-            guard state.cache.kinds[n] == .boolean else { return false }
-            state.writer.writeBoolean(value)
-            return true
-        }) { try $0.encode(value) }
+        let t = try storage.target(key)
+        if t >= 0, storage.state.cache.kinds[t] == .boolean { return storage.state.writer.writeBoolean(value) }
+        try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Double, forKey key: Key) throws {
-        let state = storage.state
-        try storage.primitive(value, key: key, { n in
-            guard state.cache.kinds[n] == .double else { return false }
-            state.writer.writeDouble(value)
-            return true
-        }) { try $0.encode(value) }
+        let t = try storage.target(key)
+        if t >= 0, storage.state.cache.kinds[t] == .double { return storage.state.writer.writeDouble(value) }
+        try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Float, forKey key: Key) throws {
-        let state = storage.state
-        try storage.primitive(value, key: key, { n in
-            guard state.cache.kinds[n] == .float else { return false }
-            state.writer.writeFloat(value)
-            return true
-        }) { try $0.encode(value) }
+        let t = try storage.target(key)
+        if t >= 0, storage.state.cache.kinds[t] == .float { return storage.state.writer.writeFloat(value) }
+        try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
-    /// Integers go straight to `long` or `int` when they fit; anything else (other kinds,
-    /// out-of-range values and their errors) takes the single-value path.
     mutating func encode(_ value: Int64, forKey key: Key) throws {
-        let state = storage.state
-        try storage.primitive(value, key: key, { n in
-            switch state.cache.kinds[n] {
-            case .long:
-                state.writer.writeLong(value)
-                return true
-            case .int:
-                guard let v = Int32(exactly: value) else { return false }
-                state.writer.writeInt(v)
-                return true
-            default: return false
+        let t = try storage.target(key)
+        if t >= 0 {
+            switch storage.state.cache.kinds[t] {
+            case .long: return storage.state.writer.writeLong(value)
+            case .int: if let v = Int32(exactly: value) { return storage.state.writer.writeInt(v) }
+            default: break
             }
-        }) { try $0.encode(value) }
+        }
+        try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Int32, forKey key: Key) throws {
-        let state = storage.state
-        try storage.primitive(value, key: key, { n in
-            let kind = state.cache.kinds[n]
-            guard kind == .int || kind == .long else { return false }
-            state.writer.writeLong(Int64(value))
-            return true
-        }) { try $0.encode(value) }
+        let t = try storage.target(key)
+        if t >= 0 {
+            let kind = storage.state.cache.kinds[t]
+            if kind == .int || kind == .long { return storage.state.writer.writeLong(Int64(value)) }
+        }
+        try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Int, forKey key: Key) throws { try encode(Int64(value), forKey: key) }
     mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
@@ -590,7 +708,7 @@ struct AvroUnsupportedEncoder: Encoder {
 }
 
 /// Array items go to a scratch buffer, then out as one block.
-final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroEncodingContainerFinisher {
+final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
     let state: AvroEncodingState
     let itemNode: Int
     let codingPath: [any CodingKey]
@@ -634,7 +752,7 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroEncodingContainerFi
     }
 
     func encode<T: Encodable>(_ value: T) throws {
-        try item { try state.encodeValue(value, node: itemNode, codingPath: codingPath + [Index(count)], depth: depth + 1) }
+        try item { try state.encodeValue(value, node: itemNode, codingPath: codingPath, key: Index(count), depth: depth + 1) }
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -671,7 +789,8 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
     init(encoder: _AvroEncoder) {
         state = encoder.state
         nodeIndex = encoder.node
-        basePath = encoder.codingPath
+        basePath = encoder.basePath
+        key = encoder.key
         depth = encoder.depth
     }
 
@@ -753,6 +872,6 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt64) throws { try encodeInteger(value) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try state.encodeValue(value, node: nodeIndex, codingPath: codingPath, depth: depth + 1)
+        try state.encodeValue(value, node: nodeIndex, codingPath: basePath, key: key, depth: depth + 1)
     }
 }

@@ -437,12 +437,27 @@ final class AvroProgramCache: @unchecked Sendable {
     let singleBranch: UnsafeMutableBufferPointer<Int>
     /// For such a union: the node of that branch, else -1.
     let singleBranchNode: UnsafeMutableBufferPointer<Int>
+    /// For an enum: where its symbols start in ``symbols`` and how many it has (else 0, 0).
+    let symbolStart: UnsafeMutableBufferPointer<Int>
+    let symbolCount: UnsafeMutableBufferPointer<Int>
+    /// The symbols of every enum, one after another (read without reference counting).
+    let symbols: UnsafeMutableBufferPointer<String>
 
     deinit {
         release(kinds)
         release(nullBranch)
         release(singleBranch)
         release(singleBranchNode)
+        release(symbolStart)
+        release(symbolCount)
+        release(symbols)
+    }
+
+    /// The index of `symbol` among enum `node`'s symbols, or nil.
+    @inline(__always) func symbolIndex(_ symbol: String, node: Int) -> Int? {
+        let start = symbolStart[node]
+        for i in 0..<symbolCount[node] where symbols[start + i] == symbol { return i }
+        return nil
     }
 
     init(nodes: [AvroNode], root: Int) {
@@ -450,7 +465,16 @@ final class AvroProgramCache: @unchecked Sendable {
         let r = builder.build(root, root, path: "root")
         program = AvroReadProgram(steps: builder.steps, root: r, writerNodes: nodes)
         var kinds: [AvroKind] = [], layouts: [AvroRecordLayout?] = [], nullBranch: [Int] = [], singleBranch: [Int] = [], singleBranchNode: [Int] = []
+        var symbolStart: [Int] = [], symbolCount: [Int] = [], symbols: [String] = []
         for node in nodes {
+            if case .enumeration(_, let list, _) = node {
+                symbolStart.append(symbols.count)
+                symbolCount.append(list.count)
+                symbols += list
+            } else {
+                symbolStart.append(0)
+                symbolCount.append(0)
+            }
             var layout: AvroRecordLayout? = nil
             var null = -1, single = -1, singleNode = -1
             let kind: AvroKind
@@ -488,5 +512,8 @@ final class AvroProgramCache: @unchecked Sendable {
         self.nullBranch = ownedBuffer(nullBranch)
         self.singleBranch = ownedBuffer(singleBranch)
         self.singleBranchNode = ownedBuffer(singleBranchNode)
+        self.symbolStart = ownedBuffer(symbolStart)
+        self.symbolCount = ownedBuffer(symbolCount)
+        self.symbols = ownedBuffer(symbols)
     }
 }

@@ -164,22 +164,40 @@ public struct AvroSchema: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a schema from its JSON text. See the type's documentation for what is refused.
     public init(parsing text: String) throws {
+        try self.init(json: try AvroSchema.json(text, what: "Avro schema"))
+    }
+
+    /// Parses a schema that uses named types other schemas define (Confluent's schema references):
+    /// each of `referencedSchemas` is parsed first, in order, and the records, enums and fixed
+    /// types it defines can be used by name in the ones after it and in `text`. The result is
+    /// self-contained: its ``canonicalForm`` and ``normalizedForm`` hold the referenced types
+    /// inline where they are first used. Errors as ``init(parsing:)``, naming which text failed.
+    public init(parsing text: String, referencedSchemas: [String]) throws {
+        var referenced: [JSONValue] = []
+        for (i, t) in referencedSchemas.enumerated() { referenced.append(try AvroSchema.json(t, what: "referenced Avro schema \(i + 1)")) }
+        try self.init(json: try AvroSchema.json(text, what: "Avro schema"), referenced: referenced)
+    }
+
+    static func json(_ text: String, what: String) throws -> JSONValue {
         guard text.utf8.count <= AvroLimits.maximumSchemaBytes else {
-            throw EddyError(.invalidArgument, "Avro schema is \(text.utf8.count) bytes, over the limit of \(AvroLimits.maximumSchemaBytes) (AvroLimits.maximumSchemaBytes)")
+            throw EddyError(.invalidArgument, "\(what) is \(text.utf8.count) bytes, over the limit of \(AvroLimits.maximumSchemaBytes) (AvroLimits.maximumSchemaBytes)")
         }
-        let json: JSONValue
         do {
-            json = try JSONValue(parsing: text)
+            return try JSONValue(parsing: text)
         } catch let error as EddyError {
             // A bare primitive name like `string` (without quotes) is not JSON; say so plainly.
-            throw EddyError(.invalidArgument, "malformed Avro schema: \(error.message)")
+            throw EddyError(.invalidArgument, "malformed \(what): \(error.message)")
         }
-        try self.init(json: json)
     }
 
     /// Parses a schema from an already parsed JSON value.
     public init(json: JSONValue) throws {
+        try self.init(json: json, referenced: [])
+    }
+
+    init(json: JSONValue, referenced: [JSONValue]) throws {
         var parser = AvroSchemaParser()
+        for (i, r) in referenced.enumerated() { _ = try parser.parse(r, namespace: "", path: "referenced schema \(i + 1)") }
         let root = try parser.parse(json, namespace: "", path: "schema")
         try parser.checkFinite()
         try parser.resolveDefaults()

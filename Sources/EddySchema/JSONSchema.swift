@@ -47,6 +47,9 @@ public struct JSONSchema: Hashable, Sendable {
     public let canonicalText: String
     let regexes: RegexCache
     let anchors: [String: JSONValue]
+    /// Documents `$ref`s may name by URL (schema references), each validating with its own
+    /// anchors, patterns and further documents.
+    let referencedDocuments: [String: JSONSchema]
 
     public static func == (a: JSONSchema, b: JSONSchema) -> Bool { a.root == b.root }
     public func hash(into hasher: inout Hasher) { hasher.combine(root) }
@@ -65,8 +68,27 @@ public struct JSONSchema: Hashable, Sendable {
         try self.init(json: json)
     }
 
+    /// Parses a schema whose `$ref`s may also name other documents (Confluent's schema
+    /// references): a `$ref` of `"address.json"` or `"address.json#/$defs/zip"` resolves in
+    /// `referencedDocuments["address.json"]`. Errors as ``init(parsing:)``; a `$ref` naming no
+    /// given document is refused.
+    public init(parsing text: String, referencedDocuments: [String: JSONSchema]) throws {
+        let json: JSONValue
+        do {
+            json = try JSONValue(parsing: text)
+        } catch let error as EddyError {
+            throw EddyError(.invalidArgument, "malformed JSON Schema: \(error.message)")
+        }
+        try self.init(json: json, referencedDocuments: referencedDocuments)
+    }
+
     /// Checks a schema document already parsed as JSON.
     public init(json: JSONValue) throws {
+        try self.init(json: json, referencedDocuments: [:])
+    }
+
+    /// Checks a schema document already parsed as JSON, with the documents its `$ref`s may name.
+    public init(json: JSONValue, referencedDocuments: [String: JSONSchema]) throws {
         switch json {
         case .object, .bool: break
         default: throw EddyError(.invalidArgument, "a JSON Schema must be an object or a boolean, not \(json)")
@@ -81,9 +103,24 @@ public struct JSONSchema: Hashable, Sendable {
         try JSONSchema.scan(json, patterns: &patterns, anchors: &anchors, refs: &refs, path: "#", depth: 0)
         regexes = RegexCache(patterns)
         self.anchors = anchors
-        for ref in refs where JSONSchema.resolve(ref, root: json, anchors: anchors) == nil {
-            throw EddyError(.invalidArgument, "invalid JSON Schema: $ref \"\(ref)\" does not resolve inside the document (only references within the document are supported)")
+        self.referencedDocuments = referencedDocuments
+        for ref in refs where JSONSchema.resolve(ref, root: json, anchors: anchors) == nil && JSONSchema.external(ref, in: referencedDocuments) == nil {
+            if ref.hasPrefix("#") || referencedDocuments.isEmpty {
+                throw EddyError(.invalidArgument, "invalid JSON Schema: $ref \"\(ref)\" does not resolve inside the document (references to other documents need schema references)")
+            }
+            throw EddyError(.invalidArgument, "invalid JSON Schema: $ref \"\(ref)\" resolves neither inside the document nor in a referenced one (\(referencedDocuments.keys.sorted().joined(separator: ", ")))")
         }
+    }
+
+    /// A `$ref` to another document: that document and the subschema the fragment names.
+    static func external(_ ref: String, in documents: [String: JSONSchema]) -> (document: JSONSchema, target: JSONValue)? {
+        guard !ref.hasPrefix("#"), !documents.isEmpty else { return nil }
+        let hash = ref.firstIndex(of: "#")
+        let url = hash.map { String(ref[..<$0]) } ?? ref
+        guard let document = documents[url] else { return nil }
+        let fragment = hash.map { String(ref[$0...]) } ?? "#"
+        guard let target = resolve(fragment, root: document.root, anchors: document.anchors) else { return nil }
+        return (document, target)
     }
 
     /// Walks the document: compiles patterns, collects anchors and references.
@@ -201,8 +238,13 @@ public struct JSONSchema: Hashable, Sendable {
             validate(v, against: s, path: p, depth: depth + 1, into: &list)
             return list
         }
-        if let ref = schema["$ref"]?.stringValue, let target = JSONSchema.resolve(ref, root: root, anchors: anchors) {
-            validate(value, against: target, path: path, depth: depth + 1, into: &out)
+        if let ref = schema["$ref"]?.stringValue {
+            if let target = JSONSchema.resolve(ref, root: root, anchors: anchors) {
+                validate(value, against: target, path: path, depth: depth + 1, into: &out)
+            } else if let (document, target) = JSONSchema.external(ref, in: referencedDocuments) {
+                // The other document validates with its own anchors, patterns and references.
+                document.validate(value, against: target, path: path, depth: depth + 1, into: &out)
+            }
             // In draft-07 $ref overrides its siblings; in 2020-12 they apply too.
             if draft == .draft07 { return }
         }

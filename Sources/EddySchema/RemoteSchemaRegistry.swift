@@ -102,9 +102,10 @@ public final class RemoteSchemaRegistry: SchemaRegistryClient, Sendable {
         return json
     }
 
-    static func schemaBody(_ type: SchemaType, _ schema: String) -> JSONValue {
+    static func schemaBody(_ type: SchemaType, _ schema: String, _ references: [SchemaReference] = []) -> JSONValue {
         var members: [(String, JSONValue)] = [("schema", .string(schema))]
         if type != .avro { members.append(("schemaType", .string(type.rawValue))) }
+        if !references.isEmpty { members.append(("references", .array(references.map(\.json)))) }
         return .object(members)
     }
 
@@ -114,17 +115,40 @@ public final class RemoteSchemaRegistry: SchemaRegistryClient, Sendable {
             throw SchemaRegistryError(code: 50002, message: "unexpected answer from the registry: \(json)")
         }
         let type = json["schemaType"]?.stringValue.flatMap { SchemaType(rawValue: $0) } ?? .avro
-        return RegisteredSchema(subject: subject, version: Int(version), id: Int(id), type: type, schema: schema)
+        let references: [SchemaReference]
+        do {
+            references = try SchemaReference.list(fromJSON: json["references"])
+        } catch let error as SchemaRegistryError {
+            throw SchemaRegistryError(code: 50002, message: "unexpected references in the registry's answer: \(error.message)")
+        }
+        return RegisteredSchema(subject: subject, version: Int(version), id: Int(id), type: type, schema: schema, references: references)
     }
 
+    @discardableResult
     public func register(subject: String, type: SchemaType, schema: String) throws -> Int {
-        let json = try request("POST", ["subjects", subject, "versions"], body: Self.schemaBody(type, schema))
+        try register(subject: subject, type: type, schema: schema, references: [])
+    }
+
+    /// Registers `schema` with `references` to schemas registered before (see
+    /// ``SchemaRegistry/register(subject:type:schema:references:)``) and returns its id.
+    public func register(subject: String, type: SchemaType, schema: String, references: [SchemaReference]) throws -> Int {
+        let json = try request("POST", ["subjects", subject, "versions"], body: Self.schemaBody(type, schema, references))
         guard let id = json["id"]?.integerValue else { throw SchemaRegistryError(code: 50002, message: "unexpected answer from the registry: \(json)") }
         return Int(id)
     }
 
     public func lookup(subject: String, type: SchemaType, schema: String, includeDeleted: Bool) throws -> RegisteredSchema {
-        try Self.registered(try request("POST", ["subjects", subject], query: includeDeleted ? "deleted=true" : nil, body: Self.schemaBody(type, schema)))
+        try lookup(subject: subject, type: type, schema: schema, references: [], includeDeleted: includeDeleted)
+    }
+
+    /// The version of `subject` whose schema is `schema` with these `references`.
+    public func lookup(subject: String, type: SchemaType, schema: String, references: [SchemaReference], includeDeleted: Bool) throws -> RegisteredSchema {
+        try Self.registered(try request("POST", ["subjects", subject], query: includeDeleted ? "deleted=true" : nil, body: Self.schemaBody(type, schema, references)))
+    }
+
+    /// The ids of the schemas that refer to `subject`'s `version`.
+    public func referencedBy(subject: String, version: SchemaVersion) throws -> [Int] {
+        try request("GET", ["subjects", subject, "versions", version.description, "referencedby"]).arrayValue?.compactMap { $0.integerValue.map(Int.init) } ?? []
     }
 
     public func schema(id: Int) throws -> (type: SchemaType, schema: String) {

@@ -51,6 +51,22 @@ public enum ParsedSchema: Hashable, Sendable {
         }
     }
 
+    /// Parses `text` as a schema of `type` that uses registered schemas through references:
+    /// Avro sees the named types of `references.texts` (parsed first, in order); JSON Schema
+    /// resolves `$ref`s to `references.documents` by name; Protobuf takes imported types on trust.
+    init(type: SchemaType, text: String, references: ResolvedReferences) throws {
+        switch type {
+        case .avro: self = .avro(try AvroSchema(parsing: text, referencedSchemas: references.texts))
+        case .json:
+            var documents: [String: JSONSchema] = [:]
+            for (name, parsed) in references.documents {
+                if case .json(let document) = parsed { documents[name] = document }
+            }
+            self = .json(try JSONSchema(parsing: text, referencedDocuments: documents))
+        case .protobuf: self = .protobuf(try ProtobufSchema(parsing: text))
+        }
+    }
+
     public var type: SchemaType {
         switch self {
         case .avro: .avro
@@ -113,6 +129,14 @@ public enum ParsedSchema: Hashable, Sendable {
         var seen: Set<SchemaIncompatibility> = []
         return issues.filter { seen.insert($0).inserted }
     }
+}
+
+/// What a schema's references resolve to, for ``ParsedSchema/init(type:text:references:)``.
+struct ResolvedReferences {
+    /// The texts of every schema the references lead to, references of references first.
+    var texts: [String]
+    /// The directly referenced schemas by reference name.
+    var documents: [String: ParsedSchema]
 }
 
 /// How a serializer names the subject a record's schema is registered under.

@@ -12,7 +12,18 @@ public protocol SchemaRegistryClient: Sendable {
     func schema(id: Int) throws -> (type: SchemaType, schema: String)
 }
 
-extension SchemaRegistry: SchemaRegistryClient {}
+extension SchemaRegistry: SchemaRegistryClient {
+    /// Registers a schema without references (see ``register(subject:type:schema:references:)``).
+    @discardableResult
+    public func register(subject: String, type: SchemaType, schema: String) throws -> Int {
+        try register(subject: subject, type: type, schema: schema, references: [])
+    }
+
+    /// Looks up a schema without references (see ``lookup(subject:type:schema:references:includeDeleted:)``).
+    public func lookup(subject: String, type: SchemaType, schema: String, includeDeleted: Bool) throws -> RegisteredSchema {
+        try lookup(subject: subject, type: type, schema: schema, references: [], includeDeleted: includeDeleted)
+    }
+}
 
 /// How schema serdes find schema ids.
 public struct SchemaSerdeConfiguration: Sendable {

@@ -31,14 +31,16 @@ public struct SchemaRegistryServerConfiguration: Sendable {
 /// served by Hummingbird.
 ///
 /// Endpoints: `GET /subjects`, `GET|POST /subjects/{s}/versions`, `GET|DELETE
-/// /subjects/{s}/versions/{v|latest}`, `GET /subjects/{s}/versions/{v}/schema`, `POST /subjects/{s}`
+/// /subjects/{s}/versions/{v|latest}`, `GET /subjects/{s}/versions/{v}/schema`,
+/// `GET /subjects/{s}/versions/{v}/referencedby`, `POST /subjects/{s}`
 /// (lookup), `DELETE /subjects/{s}`, `GET /schemas/ids/{id}` (and `/schema`, `/versions`,
 /// `/subjects`), `GET /schemas/types`, `POST /compatibility/subjects/{s}/versions[/{v}]`,
 /// `GET|PUT /config`, `GET|PUT|DELETE /config/{s}`. Query flags `deleted`, `permanent`,
 /// `verbose`, `defaultToGlobal` as Confluent's. Responses use
 /// `application/vnd.schemaregistry.v1+json`; errors are `{"error_code": N, "message": "…"}` with
 /// Confluent's codes (40401 subject, 40402 version, 40403 schema not found, 409 incompatible,
-/// 42201 invalid schema, 42202 invalid version, 42203 invalid level, 415 wrong content type,
+/// 42201 invalid schema, 42202 invalid version, 42203 invalid level, 42206 a deleted version is
+/// still referenced, 415 wrong content type,
 /// 413 body too large, 401 unauthorized, 404/405 unknown route). Bad input always gets a 4xx with
 /// a message; only a failing storage gives 500 (50001).
 ///
@@ -158,8 +160,8 @@ struct SchemaRegistryResponder: HTTPResponder {
         }
     }
 
-    /// `schema` and `schemaType` of a registration or lookup body.
-    func schemaBody(_ request: Request) async throws -> (SchemaType, String) {
+    /// `schema`, `schemaType` and `references` of a registration, lookup or compatibility body.
+    func schemaBody(_ request: Request) async throws -> (SchemaType, String, [SchemaReference]) {
         let json = try await body(request)
         guard case .object = json else { throw Failure(status: 422, code: 422, message: "The body must be a JSON object with a \"schema\" string") }
         guard let schema = json["schema"]?.stringValue else { throw Failure(status: 422, code: 42201, message: "Invalid schema: the body needs a \"schema\" string") }
@@ -170,10 +172,7 @@ struct SchemaRegistryResponder: HTTPResponder {
             }
             type = parsed
         }
-        if let references = json["references"]?.arrayValue, !references.isEmpty {
-            throw Failure(status: 422, code: 42201, message: "Invalid schema: schema references are not supported by this registry")
-        }
-        return (type, schema)
+        return (type, schema, try SchemaReference.list(fromJSON: json["references"]))
     }
 
     func flag(_ request: Request, _ name: String) -> Bool {
@@ -185,6 +184,7 @@ struct SchemaRegistryResponder: HTTPResponder {
     static func registeredJSON(_ r: RegisteredSchema) -> JSONValue {
         var members: [(String, JSONValue)] = [("subject", .string(r.subject)), ("version", .integer(Int64(r.version))), ("id", .integer(Int64(r.id)))]
         if r.type != .avro { members.append(("schemaType", .string(r.type.rawValue))) }
+        if !r.references.isEmpty { members.append(("references", .array(r.references.map(\.json)))) }
         members.append(("schema", .string(r.schema)))
         return .object(members)
     }
@@ -207,9 +207,9 @@ struct SchemaRegistryResponder: HTTPResponder {
         case "compatibility":
             guard path.count >= 4, path[1] == "subjects", path[3] == "versions", path.count <= 5 else { break }
             guard method == .post else { throw notAllowed() }
-            let (type, schema) = try await schemaBody(request)
+            let (type, schema, references) = try await schemaBody(request)
             let version = path.count == 5 ? try versionParameter(path[4]) : nil
-            let issues = try registry.incompatibilities(subject: path[2], type: type, schema: schema, version: version)
+            let issues = try registry.incompatibilities(subject: path[2], type: type, schema: schema, references: references, version: version)
             var members: [(String, JSONValue)] = [("is_compatible", .bool(issues.isEmpty))]
             if flag(request, "verbose") || !issues.isEmpty { members.append(("messages", .array(issues.map { .string($0.description) }))) }
             return Self.json(.object(members))
@@ -231,8 +231,8 @@ struct SchemaRegistryResponder: HTTPResponder {
             let subject = path[0]
             switch method {
             case .post:
-                let (type, schema) = try await schemaBody(request)
-                return Self.json(Self.registeredJSON(try registry.lookup(subject: subject, type: type, schema: schema, includeDeleted: deleted)))
+                let (type, schema, references) = try await schemaBody(request)
+                return Self.json(Self.registeredJSON(try registry.lookup(subject: subject, type: type, schema: schema, references: references, includeDeleted: deleted)))
             case .delete:
                 let versions = try registry.deleteSubject(subject, permanent: flag(request, "permanent"))
                 return Self.json(.array(versions.map { .integer(Int64($0)) }))
@@ -244,11 +244,15 @@ struct SchemaRegistryResponder: HTTPResponder {
             case .get:
                 return Self.json(.array(try registry.versions(subject: subject, includeDeleted: deleted).map { .integer(Int64($0)) }))
             case .post:
-                let (type, schema) = try await schemaBody(request)
-                let id = try registry.register(subject: subject, type: type, schema: schema)
+                let (type, schema, references) = try await schemaBody(request)
+                let id = try registry.register(subject: subject, type: type, schema: schema, references: references)
                 return Self.json(.object([("id", .integer(Int64(id)))]))
             default: throw notAllowed()
             }
+        case 4 where path[1] == "versions" && path[3] == "referencedby":
+            guard method == .get else { throw notAllowed() }
+            let ids = try registry.referencedBy(subject: path[0], version: try versionParameter(path[2]))
+            return Self.json(.array(ids.map { .integer(Int64($0)) }))
         case 3 where path[1] == "versions", 4 where path[1] == "versions" && path[3] == "schema":
             let subject = path[0]
             let version = try versionParameter(path[2])
@@ -277,6 +281,8 @@ struct SchemaRegistryResponder: HTTPResponder {
         case "":
             var members: [(String, JSONValue)] = []
             if found.type != .avro { members.append(("schemaType", .string(found.type.rawValue))) }
+            let references = try registry.references(id: id)
+            if !references.isEmpty { members.append(("references", .array(references.map(\.json)))) }
             members.append(("schema", .string(found.schema)))
             return Self.json(.object(members))
         case "schema": return Self.text(found.schema)

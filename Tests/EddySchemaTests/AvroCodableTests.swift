@@ -156,4 +156,97 @@ import Testing
         #expect(wrapped == direct)
         #expect(try AvroDecoder(schema: schema).decode(Wrapped.self, from: direct) == Wrapped(address: address))
     }
+
+    /// Encodes another Avro value from inside its own `encode(to:)` (the thread's coding state
+    /// is taken then, so the inner call must get its own).
+    struct Nested: Codable, Equatable {
+        var id: Int64
+        var inner: [UInt8]
+        init(id: Int64, inner: [UInt8]) { self.id = id; self.inner = inner }
+        enum CodingKeys: String, CodingKey { case id, inner }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            let schema = try AvroSchema(parsing: #"{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"zip","type":"int"}]}"#)
+            let bytes = try AvroEncoder(schema: schema).encode(Address(street: "In\(id)", zip: Int32(id)))
+            try container.encode(bytes, forKey: .inner)
+        }
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            id = try container.decode(Int64.self, forKey: .id)
+            inner = try container.decode([UInt8].self, forKey: .inner)
+            let schema = try AvroSchema(parsing: #"{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"zip","type":"int"}]}"#)
+            let address = try AvroDecoder(schema: schema).decode(Address.self, from: inner)
+            guard address == Address(street: "In\(id)", zip: Int32(id)) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "inner value differs"))
+            }
+        }
+    }
+
+    @Test func encodersAndDecodersCalledFromInsideAValueOrAcrossSchemasAndThreadsStayCorrect() async throws {
+        let schema = try AvroSchema(parsing: #"{"type":"record","name":"Nested","fields":[{"name":"id","type":"long"},{"name":"inner","type":"bytes"}]}"#)
+        let user = try AvroSchema(parsing: Self.userSchema)
+        // Reentrant calls, alternating with another schema on the same thread.
+        for i in 0..<20 {
+            let bytes = try AvroEncoder(schema: schema).encode(Nested(id: Int64(i), inner: []))
+            let back = try AvroDecoder(schema: schema).decode(Nested.self, from: bytes)
+            #expect(back.id == Int64(i))
+            let ada = try AvroEncoder(schema: user).encode(Self.ada)
+            #expect(try AvroDecoder(schema: user).decode(User.self, from: ada) == Self.ada)
+        }
+        // A failed call leaves nothing behind for the next one on the thread.
+        struct Bad: Codable { var id: String }
+        let address = try AvroSchema(parsing: #"{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"zip","type":"int"}]}"#)
+        #expect(throws: EddyError.self) { try AvroEncoder(schema: user).encode(Bad(id: "x")) }
+        #expect(throws: EddyError.self) { try AvroDecoder(schema: user).decode(User.self, from: [0x02, 0x00]) }
+        #expect(try AvroEncoder(schema: address).encode(Address(street: "Main", zip: 1)) == [0x08] + Array("Main".utf8) + [0x02])
+        // Threads, each with its own coding state, on shared schemas.
+        let expected = try AvroEncoder(schema: user).encode(Self.ada)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for t in 0..<4 {
+                group.addTask {
+                    for i in 0..<200 {
+                        if (i + t) % 2 == 0 {
+                            let bytes = try AvroEncoder(schema: user).encode(Self.ada)
+                            guard bytes == expected, try AvroDecoder(schema: user).decode(User.self, from: bytes) == Self.ada else {
+                                throw EddyError(.invalidState, "thread \(t) round \(i): user differs")
+                            }
+                        } else {
+                            let a = Address(street: "S\(i)", zip: Int32(i))
+                            guard try AvroDecoder(schema: address).decode(Address.self, from: try AvroEncoder(schema: address).encode(a)) == a else {
+                                throw EddyError(.invalidState, "thread \(t) round \(i): address differs")
+                            }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Keeps its keyed container past `encode(to:)` (which Codable does not allow, but must not
+    /// corrupt the next value).
+    final class Leaker: Encodable, @unchecked Sendable {
+        // @unchecked: used by one test on one thread.
+        enum Keys: String, CodingKey { case street, zip }
+        var kept: KeyedEncodingContainer<Keys>?
+        let address: Address
+        init(_ address: Address) { self.address = address }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(address.street, forKey: .street)
+            try container.encode(address.zip, forKey: .zip)
+            kept = container
+        }
+    }
+
+    @Test func aContainerKeptPastItsValueDoesNotDisturbTheNextValue() throws {
+        let schema = try AvroSchema(parsing: #"{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"zip","type":"int"}]}"#)
+        let leaker = Leaker(Address(street: "Kept", zip: 7))
+        let first = try AvroEncoder(schema: schema).encode(leaker)
+        let second = try AvroEncoder(schema: schema).encode(Address(street: "Next", zip: 8))
+        #expect(try AvroDecoder(schema: schema).decode(Address.self, from: first) == Address(street: "Kept", zip: 7))
+        #expect(try AvroDecoder(schema: schema).decode(Address.self, from: second) == Address(street: "Next", zip: 8))
+        #expect(leaker.kept != nil)
+    }
 }

@@ -188,4 +188,53 @@ enum Python {
         let decoded = try generic.deserialize(frame)
         #expect(try v2.json(from: decoded) == json["serialized_value"])
     }
+
+    @Test("confluent-kafka's client registers, reads and serializes with schema references against Eddy's registry server",
+          .enabled(if: Python.hasConfluentKafka, "python3 with confluent-kafka[avro,schemaregistry] is not installed"))
+    func confluentClientWithReferences() async throws {
+        let registry = try SchemaRegistry(storage: InMemorySchemaStorage())
+        let address = #"{"type":"record","name":"Address","namespace":"interop","fields":[{"name":"street","type":"string"},{"name":"zip","type":"int"}]}"#
+        let customer = #"{"type":"record","name":"Customer","namespace":"interop","fields":[{"name":"id","type":"long"},{"name":"home","type":"Address"},{"name":"work","type":["null","interop.Address"],"default":null}]}"#
+        // Eddy registers first (Python must find the same ids) and writes a record with the referring schema's id.
+        #expect(try registry.register(subject: "address", type: .avro, schema: address) == 1)
+        let customerID = try registry.register(subject: "customers-value", type: .avro, schema: customer,
+                                               references: [SchemaReference(name: "interop.Address", subject: "address", version: 1)])
+        #expect(customerID == 2)
+        guard case .avro(let resolved) = try registry.parsedSchema(id: customerID) else { Issue.record("not Avro"); return }
+        let eddyValue = AvroValue.record([.long(7), .record([.string("Rue"), .int(1200)]), .union(0, .null)])
+        let eddyFrame = SchemaWireFormat.frame(schemaID: customerID, payload: try resolved.encode(eddyValue))
+        let app = SchemaRegistryServer.application(registry: registry, configuration: SchemaRegistryServerConfiguration(port: 0))
+        let output: String = try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let hex = eddyFrame.map { String(format: "%02x", $0) }.joined()
+            let result = try await offThread {
+                try Python.run([Python.scripts.appendingPathComponent("registry_references.py").path, "http://127.0.0.1:\(port)", hex])
+            }
+            try #require(result.status == 0, "\(result.output)")
+            return result.output
+        }
+        let json = try JSONValue(parsing: try #require(output.split(separator: "\n").last.map(String.init)))
+        let reference = JSONValue.array([.array([.string("interop.Address"), .string("address"), .integer(1)])])
+        #expect(json["address_id"] == .integer(1))
+        #expect(json["customer_id"] == .integer(2))
+        #expect(json["fetched_references"] == reference)
+        #expect(json["latest_references"] == reference)
+        #expect(json["lookup_version"] == .integer(1))
+        #expect(json["referenced_by"] == .array([.integer(2)]))
+        #expect(json["delete_error"] == .array([.integer(422), .integer(42206)]))
+        #expect(json["eddy_value"] == (try JSONValue(parsing: #"{"id":7,"home":{"street":"Rue","zip":1200},"work":null}"#)))
+        // Eddy reads what Python serialized with the referring schema.
+        let hex = try #require(json["serialized_hex"]?.stringValue)
+        var frame: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            frame.append(try #require(UInt8(hex[index..<next], radix: 16)))
+            index = next
+        }
+        let header = try SchemaWireFormat.parseHeader(frame)
+        #expect(header.schemaID == customerID)
+        let decoded = try resolved.decode(Array(frame[header.payloadOffset...]))
+        #expect(try resolved.json(from: decoded) == (try JSONValue(parsing: #"{"id":42,"home":{"street":"Main","zip":8000},"work":{"street":"Quai","zip":8001}}"#)))
+    }
 }
