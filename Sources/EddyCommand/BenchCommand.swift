@@ -1,12 +1,13 @@
 import ArgumentParser
 import EddyBenchmarks
+import EddyStreams
 import Foundation
 
 /// `eddy bench NAME`: benchmark programs that print figures (not tests; compare ratios).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Run a benchmark and print its figures.",
-        subcommands: [Log.self, State.self, Schema.self, Kafka.self])
+        subcommands: [Log.self, State.self, Schema.self, Streams.self, Kafka.self])
 
     struct Log: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -33,5 +34,32 @@ struct BenchCommand: ParsableCommand {
             discussion: "Options are passed through: --records N (default 1,000,000), --profile typed|typed-encode|generic.")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
         func run() throws { try SchemaBenchmark.run(arguments: arguments) }
+    }
+
+    struct Streams: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Streams engine end to end on the embedded log: stateless, windowed and join topologies, at-least-once and exactly-once.",
+            discussion: "One stream thread, 100 ms commits, a 4-partition input of generated records; prints records/s, the exactly-once/at-least-once ratio and append-to-commit latency p50/p99.")
+        @Option(help: "Input records (written once, read by every run).") var records: Int = 10_000_000
+        @Option(help: "stateless, windowed, join or all.") var scenario: String = "all"
+        @Option(help: "at-least-once, exactly-once or both.") var guarantee: String = "both"
+        @Option(help: "Records appended during each latency phase.") var latencyRecords: Int = 100_000
+        @Option(help: "Append rate of the latency phase, records/s.") var latencyRate: Int = 50_000
+        @Option(help: "Scratch directory (default: a temporary directory).") var directory: String?
+        func run() throws {
+            let guarantees: [ProcessingGuarantee]
+            switch guarantee {
+            case "both": guarantees = [.atLeastOnce, .exactlyOnce]
+            default:
+                guard let one = ProcessingGuarantee(rawValue: guarantee) else {
+                    throw ValidationError("--guarantee must be at_least_once, exactly_once or both")
+                }
+                guarantees = [one]
+            }
+            try StreamsBenchmark.run(.init(records: records,
+                                           scenarios: scenario == "all" ? StreamsBenchmark.scenarios : [scenario],
+                                           guarantees: guarantees, latencyRecords: latencyRecords,
+                                           latencyRate: latencyRate, directory: directory))
+        }
     }
 }

@@ -310,9 +310,10 @@ final class EmbeddedConsumer: LogConsumer {
                 // No second CRC pass: PartitionLog.read returns only batches that passed theirs.
                 decodedBytes += size
                 let appendTime = header.timestampType == .logAppendTime
-                try RecordBatch.forEachRecord(in: batch, maximumBytes: Limits.maximumRecordBytesCeiling,
-                                              context: "\(tp) batch at offset \(header.baseOffset)") { view in
-                    guard view.offset >= position && records.count < limit else { return }
+                try RecordBatch.visitRecords(in: batch, maximumBytes: Limits.maximumRecordBytesCeiling,
+                                             context: "\(tp) batch at offset \(header.baseOffset)", whileTrue: { view in
+                    guard records.count < limit else { return false }
+                    guard view.offset >= position else { return true }
                     records.append(ConsumerRecord(
                         topic: tp.topic, partition: tp.partition, offset: view.offset,
                         timestamp: appendTime ? header.maxTimestamp : view.timestamp,
@@ -320,7 +321,8 @@ final class EmbeddedConsumer: LogConsumer {
                         key: view.key.map { Array($0) }, value: view.value.map { Array($0) },
                         headers: view.headerCount == 0 ? [] : try view.headers()))
                     position = view.offset + 1
-                }
+                    return true
+                })
                 if records.count < limit { position = max(position, header.lastOffset + 1) }
             }
         }

@@ -122,6 +122,17 @@ public enum RecordBatch {
     public static func forEachRecord(in batch: UnsafeRawBufferPointer, maximumBytes: Int,
                                      context: String = "batch",
                                      _ body: (borrowing RecordView) throws -> Void) throws {
+        try visitRecords(in: batch, maximumBytes: maximumBytes, context: context, whileTrue: { view in
+            try body(view)
+            return true
+        })
+    }
+
+    /// ``forEachRecord(in:maximumBytes:context:_:)`` that stops when `body` returns false (the
+    /// consumer stops decoding once a poll is full). A stopped visit does not check the bytes
+    /// after the last record visited.
+    static func visitRecords(in batch: UnsafeRawBufferPointer, maximumBytes: Int, context: String,
+                             whileTrue body: (borrowing RecordView) throws -> Bool) throws {
         let header = try parseHeader(batch, context: context)
         guard batch.count >= header.totalSize else {
             throw EddyError(.corrupt, "\(context): batch of \(header.totalSize) bytes is cut at \(batch.count)")
@@ -137,7 +148,7 @@ public enum RecordBatch {
     }
 
     private static func decodeRecords(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, context: String,
-                                      _ body: (borrowing RecordView) throws -> Void) throws {
+                                      _ body: (borrowing RecordView) throws -> Bool) throws {
         var reader = ByteReader(bytes, context: context)
         for _ in 0..<Int(header.recordCount) {
             let length = Int(try reader.readVarint())
@@ -167,7 +178,7 @@ public enum RecordBatch {
             let view = RecordView(offset: header.baseOffset + Offset(offsetDelta),
                                   timestamp: header.baseTimestamp &+ timestampDelta,
                                   key: key, value: value, headerCount: headerCount, headerBytes: headerBytes)
-            try body(view)
+            if try !body(view) { return }
         }
         if reader.remaining != 0 {
             throw EddyError(.corrupt, "\(context): \(reader.remaining) bytes after the last record")

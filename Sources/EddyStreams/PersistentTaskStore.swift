@@ -5,11 +5,25 @@ import EddyState
 /// keys and values go through serdes. ``flush()`` commits the store's write buffer (for an
 /// unlogged store); the stream threads of the runtime drive the full commit protocol through
 /// ``stateStore`` instead.
+///
+/// Reads go through a cache of deserialized values (Kafka Streams' record cache, read side):
+/// a table joined by a stream is read once per record, and a RocksDB lookup plus a
+/// deserialization costs far more than a dictionary lookup. Writes go through to the byte
+/// store at once, so the cache never holds anything the store does not, and commit, abort
+/// and restoration keep working on the byte store alone. After an abort the runtime drops
+/// the task and with it this wrapper and its cache; the byte store must not be written
+/// around this wrapper while it is in use. At most ``maximumCachedEntries`` entries; when full
+/// the cache starts over.
 public final class PersistentTaskKeyValueStore<Key, Value>: TaskKeyValueStore {
+    /// Most deserialized entries a store keeps in its read cache.
+    public static var maximumCachedEntries: Int { 100_000 }
+
     /// The underlying byte store, for the runtime's commit protocol.
     public let stateStore: any KeyValueStore
     let keySerde: AnySerde<Key>
     let valueSerde: AnySerde<Value>
+    /// Serialized key -> value (`nil`: known absent).
+    private var cache: [[UInt8]: Value?] = [:]
     public var name: String { stateStore.name }
 
     init(_ store: any KeyValueStore, keySerde: AnySerde<Key>, valueSerde: AnySerde<Value>) {
@@ -17,25 +31,53 @@ public final class PersistentTaskKeyValueStore<Key, Value>: TaskKeyValueStore {
         self.keySerde = keySerde
         self.valueSerde = valueSerde
     }
+    private func remember(_ key: [UInt8], _ value: Value?) {
+        if cache.count >= Self.maximumCachedEntries { cache.removeAll(keepingCapacity: true) }
+        cache[key] = .some(value)
+    }
     public func get(_ key: Key) throws -> Value? {
-        try stateStore.get(keySerde.serialize(key)).map { try valueSerde.deserialize($0) }
+        let k = try keySerde.serialize(key)
+        if let cached = cache[k] { return cached }
+        let value = try stateStore.get(k).map { try valueSerde.deserialize($0) }
+        remember(k, value)
+        return value
     }
     public func put(_ key: Key, _ value: Value?) throws {
         let k = try keySerde.serialize(key)
+        cache[k] = nil
         if let value { try stateStore.put(k, valueSerde.serialize(value)) } else { try stateStore.delete(k) }
+        remember(k, value)
     }
     @discardableResult public func delete(_ key: Key) throws -> Value? {
-        try stateStore.delete(keySerde.serialize(key)).map { try valueSerde.deserialize($0) }
+        let k = try keySerde.serialize(key)
+        cache[k] = nil
+        let old = try stateStore.delete(k).map { try valueSerde.deserialize($0) }
+        remember(k, nil)
+        return old
     }
     public func all() throws -> [(key: Key, value: Value)] {
         try stateStore.all().map { (try keySerde.deserialize($0.key), try valueSerde.deserialize($0.value)) }
     }
     public func flush() throws { if stateStore.hasUncommittedChanges && stateStore.changelog == nil { try stateStore.commit() } }
-    public func close() { stateStore.close() }
+    public func close() {
+        cache = [:]
+        stateStore.close()
+    }
 }
 
 /// A ``TaskWindowStore`` over an EddyState ``WindowStore`` through serdes. Retention is the
 /// underlying store's (whole segments expire as stream time advances).
+///
+/// Windows that start after the latest window the byte store held when this wrapper first
+/// touched it (after restoration) are written only through this wrapper, so it keeps all of
+/// their entries as deserialized values and answers ``fetch(_:windowStart:)`` for them without
+/// RocksDB, including the "no aggregate yet" answer that a new window gives for every key
+/// (a RocksDB miss walks the memtable and the files' filters; it was the largest cost of a
+/// windowed aggregation). Writes go through to the byte store at once, so commit, abort and
+/// restoration keep working on it alone; after an abort the runtime drops the task and this
+/// wrapper with it. Cached windows are dropped with ``removeWindows(startingBefore:)`` and once
+/// the byte store's retention passes them. The byte store must not be written around this
+/// wrapper while it is in use.
 public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
     /// The underlying byte store, for the runtime's commit protocol.
     public let stateStore: any WindowStore
@@ -44,6 +86,13 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
     public let windowSize: Int64
     public var name: String { stateStore.name }
     public var retention: Int64 { stateStore.retentionMilliseconds }
+    /// Window starts above this one are entirely in `cache`; nil until first used.
+    private var ownedAfter: Timestamp? = nil
+    /// Window start -> serialized key -> value, for owned windows still within retention.
+    private var cache: [Timestamp: [[UInt8]: Value]] = [:]
+    /// Windows before this start were dropped from `cache` by ``removeWindows(startingBefore:)``:
+    /// reads of them go to the byte store.
+    private var evictedBelow: Timestamp = .min
 
     init(_ store: any WindowStore, windowSize: Int64, keySerde: AnySerde<Key>, valueSerde: AnySerde<Value>) {
         self.stateStore = store
@@ -51,11 +100,48 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         self.keySerde = keySerde
         self.valueSerde = valueSerde
     }
+
+    /// Whether the window starting at `start` is written only through this wrapper, and
+    /// still cached.
+    private func owns(_ start: Timestamp) -> Bool {
+        guard start >= evictedBelow else { return false }
+        if let ownedAfter { return start > ownedAfter }
+        let after = stateStore.observedStreamTime ?? .min
+        ownedAfter = after
+        return start > after
+    }
+    /// The byte store's oldest live window start (it forgets and refuses older windows).
+    private var liveFloor: Timestamp {
+        guard let time = stateStore.observedStreamTime else { return .min }
+        let (value, overflow) = time.subtractingReportingOverflow(stateStore.retentionMilliseconds - 1)
+        return overflow ? .min : value
+    }
+
     public func fetch(_ key: Key, windowStart start: Timestamp) throws -> Value? {
-        try stateStore.fetch(keySerde.serialize(key), windowStart: start).map { try valueSerde.deserialize($0) }
+        let k = try keySerde.serialize(key)
+        if owns(start) {
+            guard start >= liveFloor else { return nil }
+            return cache[start]?[k]
+        }
+        return try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) }
     }
     public func put(_ key: Key, windowStart start: Timestamp, _ value: Value?) throws {
-        try stateStore.put(keySerde.serialize(key), windowStart: start, value: value.map { try valueSerde.serialize($0) })
+        let k = try keySerde.serialize(key)
+        // The byte store first: if it throws, the cache still matches it.
+        try stateStore.put(k, windowStart: start, value: value.map { try valueSerde.serialize($0) })
+        guard owns(start) else { return }
+        let floor = liveFloor
+        guard start >= floor else { return }  // refused by the byte store; fetch answers nil
+        guard let value else {
+            cache[start]?[k] = nil
+            return
+        }
+        if cache[start] == nil {
+            // A new window: forget the ones the byte store no longer keeps.
+            for old in cache.keys where old < floor { cache[old] = nil }
+            cache[start] = [:]
+        }
+        cache[start]![k] = value
     }
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
         try stateStore.fetch(keySerde.serialize(key), from: from, to: to).map { ($0.windowStart, try valueSerde.deserialize($0.value)) }
@@ -66,9 +152,16 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
              try valueSerde.deserialize(entry.value))
         }.sorted { $0.key.window.start < $1.key.window.start }
     }
-    public func removeWindows(startingBefore start: Timestamp) throws {}
+    /// Drops cached windows before `start`; the byte store expires whole segments by itself.
+    public func removeWindows(startingBefore start: Timestamp) throws {
+        evictedBelow = max(evictedBelow, start)
+        for old in cache.keys where old < start { cache[old] = nil }
+    }
     public func flush() throws { if stateStore.hasUncommittedChanges && stateStore.changelog == nil { try stateStore.commit() } }
-    public func close() { stateStore.close() }
+    public func close() {
+        cache = [:]
+        stateStore.close()
+    }
 }
 
 /// A ``TaskSessionStore`` over an EddyState ``SessionStore`` through serdes.

@@ -21,8 +21,15 @@ protocol RuntimeNode: AnyObject {
 }
 
 /// The children of a node and the call that passes a record to each of them in order.
+///
+/// The first child is kept apart from the others: most nodes have exactly one, and calling it
+/// through a stored reference needs no generic metadata at run time, whereas iterating an
+/// array of `NodeInput<K, V>` in unspecialised generic code looks the array's and iterator's
+/// metadata up on every record.
 struct Downstream<K, V> {
     var children: [NodeInput<K, V>]
+    let first: NodeInput<K, V>?
+    let hasMore: Bool
     init(_ children: [AnyObject]) {
         self.children = children.map { child in
             guard let input = child as? NodeInput<K, V> else {
@@ -30,10 +37,16 @@ struct Downstream<K, V> {
             }
             return input
         }
+        first = self.children.first
+        hasMore = self.children.count > 1
     }
     @inline(__always)
     func forward(_ key: K, _ value: V) throws {
-        for child in children { try child.process(key, value) }
+        if let first { try first.process(key, value) }
+        if hasMore { try forwardToOthers(key, value) }
+    }
+    func forwardToOthers(_ key: K, _ value: V) throws {
+        for child in children.dropFirst() { try child.process(key, value) }
     }
 }
 
@@ -285,6 +298,14 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
         if let topic { resolvedTopic = context.resolveTopic(topic) }
     }
     override func process(_ key: KS.Value, _ value: VS.Value) throws {
+        if !(hasExtractor || hasPartitioner || keyMayBeNull || valueMayBeNull) {
+            // The common case, kept free of optional generic values (each would cost a
+            // metadata lookup per record in unspecialised code).
+            try context.collector.send(topic: resolvedTopic, partition: nil, key: try keySerde.serialize(key),
+                                       value: try valueSerde.serialize(value), headers: context.headers,
+                                       timestamp: context.timestamp)
+            return
+        }
         let target: String
         if hasExtractor {
             target = extractor!(key, value, context.recordContext)

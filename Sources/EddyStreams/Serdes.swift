@@ -6,6 +6,14 @@ public struct StringSerde: Serde {
     public init() {}
     @inlinable public func serialize(_ value: String) throws -> [UInt8] { Array(value.utf8) }
     @inlinable public func deserialize(_ bytes: [UInt8]) throws -> String {
+        // ASCII (the common case for keys) is valid UTF-8: decode it without the generic
+        // validating initialiser, which looks up type metadata on every call.
+        var ascii = true
+        for byte in bytes where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return String(decoding: bytes, as: UTF8.self) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw EddyError(.serialization, "\(bytes.count) bytes are not valid UTF-8")
         }

@@ -14,6 +14,9 @@ struct PartitionGroup {
         var head = 0
         /// Largest extracted timestamp in this partition (for extractors that need it).
         var partitionTime: Timestamp = -1
+        /// Next offset to consume (what a commit records), once a record was taken or dropped.
+        /// Kept here rather than in a dictionary so the per-record path hashes nothing.
+        var consumed: Offset? = nil
         var count: Int { records.count - head }
     }
     var queues: [Queue] = []
@@ -69,7 +72,11 @@ final class StreamTask {
     private let nodes: [any RuntimeNode]
     let stores: [String: any TaskStore]
     /// Next offset to consume per input partition (what a commit records).
-    private(set) var consumedOffsets: [TopicPartition: Offset] = [:]
+    var consumedOffsets: [TopicPartition: Offset] {
+        var offsets: [TopicPartition: Offset] = [:]
+        for queue in group.queues { if let consumed = queue.consumed { offsets[queue.topicPartition] = consumed } }
+        return offsets
+    }
 
     /// Builds the task's nodes and stores from `topology` for sub-topology `sub`, reading
     /// partition `id.partition` of each of its source topics (for the global sub-topology,
@@ -145,7 +152,7 @@ final class StreamTask {
             }
             if t < 0 {
                 context.metrics.droppedInvalidTimestampRecords += 1
-                consumedOffsets[topicPartition] = record.offset + 1
+                group.queues[i].consumed = record.offset + 1
                 continue
             }
             if t > group.queues[i].partitionTime { group.queues[i].partitionTime = t }
@@ -181,7 +188,7 @@ final class StreamTask {
             group.queues[qi].timestamps.removeFirst(group.queues[qi].head)
             group.queues[qi].head = 0
         }
-        consumedOffsets[group.queues[qi].topicPartition] = record.offset + 1
+        group.queues[qi].consumed = record.offset + 1
         context.topic = record.topic
         context.partition = record.partition
         context.offset = record.offset
