@@ -11,6 +11,7 @@ guard arguments.count >= 2 else {
 switch arguments[1] {
 case "hold-lock", "eos-copy": ClientChildMode.run(arguments[1], Array(arguments.dropFirst(2)))
 case "streams-wordcount": StreamsRuntimeChild.run(Array(arguments.dropFirst(2)))
+case "streams-eos": ExactlyOnceSystemChild.run(Array(arguments.dropFirst(2)))
 case "partition-append": PartitionAppendChild.run(Array(arguments.dropFirst(2)))
 case "state-crash":
     do { try runStateCrashChild(arguments) } catch { FileHandleOutput.error("state-crash: \(error)"); exit(1) }
