@@ -1,4 +1,5 @@
 import EddyCore
+import EddyLog
 import EddyState
 import Foundation
 
@@ -9,9 +10,15 @@ import Foundation
 /// Work (defaults): 1,000,000 keys of 16 bytes with 100-byte values put in commits of 1,000;
 /// 1,000,000 random gets; 20,000 range scans of 50 entries (returning arrays with `forEach`, and
 /// lending bytes with `forEachBorrowed`, which is the raw side's work); restoring a 1,000,000-record
-/// changelog. Each of `--rounds` rounds measures both sides on fresh databases, alternating which
-/// goes first and closing each database (which waits for its background work) before the other
-/// side runs; the best round counts.
+/// changelog: a compacted topic of the embedded log on disk, written once before the rounds, read
+/// by a restore consumer configured as the runtime's and applied by `StateRestorer.restore` into a
+/// fresh store, against raw RocksDB loading the same records from memory into a fresh database
+/// (`WriteBatch`es without the write-ahead log, then a flush). Between the puts and the reads,
+/// each side's memtable is flushed and its compactions are waited out (untimed), so gets and
+/// scans run on databases of the same settled shape, not on one that background compaction is
+/// reshaping while it is measured. Each of `--rounds` rounds measures
+/// both sides on fresh databases, alternating which goes first and closing each database (which
+/// waits for its background work) before the other side runs; the best round counts.
 ///
 /// Arguments: `--records N`, `--rounds N`, `--directory PATH` (default: a temporary directory).
 public enum StateBenchmark {
@@ -82,6 +89,29 @@ public enum StateBenchmark {
             bestPerCPUSecond[phase] = entry
         }
 
+        // The changelog to restore from: a compacted topic of the embedded log on disk, as the
+        // runtime creates for a logged store, written through the log's producer before any timing.
+        // Its keys are unique, so compaction has nothing to remove; the cleaner's interval is set
+        // beyond the benchmark's run so that it does not rewrite segments under a timed restore.
+        let restorePhase = "restore (changelog -> store)"
+        let restoreStore = "restored"
+        let changelog = TopicPartition(ChangelogTopic.name(application: "bench", store: restoreStore), 0)
+        let changelogLog = try EmbeddedLog(directory: "\(directory)/log",
+                                           configuration: EmbeddedLog.Configuration(compactionIntervalMilliseconds: 86_400_000))
+        defer { try? changelogLog.close() }
+        try changelogLog.admin.createTopic(changelog.topic, configuration: .compacted(partitions: 1))
+        let changelogWritten = try seconds {
+            let producer = try changelogLog.makeProducer(ProducerConfiguration(clientID: "bench-changelog-producer"))
+            for index in 0..<records {
+                try producer.send(ProducerRecord(topic: changelog.topic, partition: 0, key: keys[index], value: values[index],
+                                                 timestamp: Timestamp(index)))
+            }
+            try producer.flush()
+            try producer.close()
+        }
+        let changelogBytes = try changelogLog.admin.describeTopic(changelog.topic).partitions[0].sizeBytes
+        print("changelog: \(records) records, \(changelogBytes >> 20) MiB on disk in \(changelog.topic), written in \(String(format: "%.1f", changelogWritten)) s")
+
         var touched = 0  // folded into the output so that no read can be optimised away
         for round in 0..<rounds {
             func measureRaw() throws {
@@ -100,6 +130,7 @@ public enum StateBenchmark {
                 }
                 note("puts (commits of 1,000)", raw: Double(records) / rawPut, eddy: nil)
                 noteCPU("puts (commits of 1,000)", raw: true, records: records)
+                try raw.settle()
                 var found = 0
                 let rawGet = try seconds { for index in getOrder where try raw.get(keys[index]) >= 0 { found += 1 } }
                 precondition(found == records, "raw gets found \(found) of \(records)")
@@ -110,6 +141,13 @@ public enum StateBenchmark {
                 note("range scans, borrowed bytes", raw: Double(scanCount * scanLength) / rawScan, eddy: nil)
                 noteCPU("range scans (\(scanLength) entries)", raw: true, records: scanCount * scanLength)
                 noteCPU("range scans, borrowed bytes", raw: true, records: scanCount * scanLength)
+            }
+            func measureRawRestore() throws {
+                // Raw RocksDB loading the changelog's records from memory into a fresh database:
+                // WriteBatches of StateRestorer.defaultBatchRecords without the write-ahead log,
+                // then one flush (what a restore needs before it may record its checkpoint).
+                let raw = try _RawRocksDBBaseline(path: "\(directory)/raw-restore-\(round)", environment: environment)
+                defer { raw.close() }
                 let rawRestore = try seconds {
                     var i = 0
                     while i < records {
@@ -119,9 +157,8 @@ public enum StateBenchmark {
                     }
                     try raw.flush()
                 }
-                note("restore (changelog -> store)", raw: Double(records) / rawRestore, eddy: nil)
-                noteCPU("restore (changelog -> store)", raw: true, records: records)
-
+                note(restorePhase, raw: Double(records) / rawRestore, eddy: nil)
+                noteCPU(restorePhase, raw: true, records: records)
             }
             func measureEddy() throws {
                 // Eddy's RocksDB key-value store, unlogged for puts/gets/scans.
@@ -139,6 +176,7 @@ public enum StateBenchmark {
                 }
                 note("puts (commits of 1,000)", raw: nil, eddy: Double(records) / eddyPut)
                 noteCPU("puts (commits of 1,000)", raw: false, records: records)
+                try _RawRocksDBBaseline.settle(store: "kv", in: task)
                 var found = 0
                 let eddyGet = try seconds { for index in getOrder where try store.get(keys[index]) != nil { found += 1 } }
                 precondition(found == records, "Eddy gets found \(found) of \(records)")
@@ -169,28 +207,45 @@ public enum StateBenchmark {
                 note("range scans, borrowed bytes", raw: nil, eddy: Double(scanCount * scanLength) / eddyBorrowedScan)
                 noteCPU("range scans, borrowed bytes", raw: false, records: scanCount * scanLength)
 
-                // Restoration of a changelog into a fresh logged store.
-                let changelog = TopicPartition("bench-restore-changelog", 0)
-                let restored = try task.keyValueStore(named: "restored", changelog: changelog)
-                let source = BenchmarkChangelog(partition: changelog, keys: keys, values: values)
-                var restoreResult: RestoreProgress?
-                _ = try seconds { restoreResult = try StateRestorer.restore(restored, consumer: source) }
-                let result = restoreResult!
-                noteCPU("restore (changelog -> store)", raw: false, records: records)
-                precondition(result.records == records)
-                note("restore (changelog -> store)", raw: nil, eddy: result.recordsPerSecond)
-                print("round \(round + 1): restore of \(result.records) records, \(result.bytes >> 20) MiB in \(String(format: "%.2f", result.elapsedSeconds)) s (checksum \(touched & 0xFF))")
                 store.close()
-                restored.close()
                 task.close()
+            }
+            func measureEddyRestore() throws {
+                // The runtime's path: a fresh task directory, a logged store, a restore consumer
+                // configured as StreamThread's, StateRestorer.restore from the embedded log.
+                let task = try TaskStateDirectory(stateDirectory: directory, application: "bench", task: "restore\(round)",
+                                                  environment: environment)
+                defer { task.close() }
+                let restored = try task.keyValueStore(named: restoreStore, changelog: changelog)
+                defer { restored.close() }
+                let consumer = try changelogLog.makeConsumer(ConsumerConfiguration(
+                    clientID: "bench-restore-consumer", isolation: .readCommitted, autoOffsetReset: .earliest,
+                    maximumPollRecords: 10_000))
+                defer { try? consumer.close() }
+                var restoreResult: RestoreProgress?
+                let elapsed = try seconds { restoreResult = try StateRestorer.restore(restored, consumer: consumer) }
+                let result = restoreResult!
+                noteCPU(restorePhase, raw: false, records: records)
+                precondition(result.records == records, "restored \(result.records) of \(records) records")
+                precondition(restored.checkpoint == Offset(records), "checkpoint \(String(describing: restored.checkpoint)) after restoring \(records) records")
+                for index in getOrder.prefix(1_000) {
+                    let value = try restored.get(keys[index])
+                    precondition(value == values[index], "restored store differs from the changelog at key \(index)")
+                }
+                note(restorePhase, raw: nil, eddy: Double(records) / elapsed)
+                print("round \(round + 1): restore of \(result.records) records, \(result.bytes >> 20) MiB in \(String(format: "%.2f", elapsed)) s, \(Int(Double(records) / elapsed)) records/s (checksum \(touched & 0xFF))")
             }
             // Alternate who goes first, so neither side always inherits a busier machine.
             if round % 2 == 0 {
                 try measureRaw()
                 try measureEddy()
+                try measureRawRestore()
+                try measureEddyRestore()
             } else {
                 try measureEddy()
                 try measureRaw()
+                try measureEddyRestore()
+                try measureRawRestore()
             }
         }
 
@@ -214,47 +269,6 @@ public enum StateBenchmark {
         }
         print("targets: Eddy/raw >= 85% for puts, gets and scans; restore >= 500,000 records/s")
     }
-}
-
-/// A changelog held in memory, served through `LogConsumer` in polls of 10,000 records: the
-/// source of the restoration benchmark (no log backend is involved, so only the store is measured).
-final class BenchmarkChangelog: LogConsumer {
-    let partition: TopicPartition
-    let keys: [[UInt8]]
-    let values: [[UInt8]]
-    private var position: Offset = 0
-
-    init(partition: TopicPartition, keys: [[UInt8]], values: [[UInt8]]) {
-        self.partition = partition
-        self.keys = keys
-        self.values = values
-    }
-
-    func subscribe(_ topics: [String], listener: (any RebalanceListener)?) throws { throw EddyError(.unsupported, "subscribe") }
-    func assign(_ partitions: [TopicPartition]) throws {}
-    func unsubscribe() throws {}
-    func assignment() -> [TopicPartition] { [partition] }
-    func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
-        let start = Int(position), end = min(keys.count, start + 10_000)
-        position = Offset(end)
-        return (start..<end).map {
-            ConsumerRecord(topic: partition.topic, partition: partition.partition, offset: Offset($0), timestamp: 0,
-                           key: keys[$0], value: values[$0])
-        }
-    }
-    func position(_ partition: TopicPartition) throws -> Offset { position }
-    func seek(_ partition: TopicPartition, to offset: Offset) throws { position = offset }
-    func seekToBeginning(_ partitions: [TopicPartition]) throws { position = 0 }
-    func seekToEnd(_ partitions: [TopicPartition]) throws { position = Offset(keys.count) }
-    func offsets(forTimes times: [TopicPartition: Timestamp]) throws -> [TopicPartition: Offset?] { throw EddyError(.unsupported, "offsets") }
-    func beginningOffsets(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset] { [partition: 0] }
-    func endOffsets(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset] { [partition: Offset(keys.count)] }
-    func pause(_ partitions: [TopicPartition]) {}
-    func resume(_ partitions: [TopicPartition]) {}
-    func commit(_ offsets: [TopicPartition: Offset]) throws { throw EddyError(.unsupported, "commit") }
-    func committed(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset] { [:] }
-    func groupMetadata() -> ConsumerGroupMetadata? { nil }
-    func close() throws {}
 }
 
 /// SplitMix64: the benchmark's data is the same on every run.

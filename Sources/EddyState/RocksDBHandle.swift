@@ -322,12 +322,13 @@ final class RocksDBHandle {
 
     private var ingestCounter = 0
 
-    /// Writes `changes` (sorted by key, unique keys) into one SST file with
+    /// Writes `changes` in `order` (positions in strictly ascending key order, as
+    /// ``RestoreOrder/lastChangePerKey(_:)`` gives) into one SST file with
     /// `rocksdb_sstfilewriter_*` and adds it to `family` with `rocksdb_ingest_external_file_cf`
     /// (moving the file): bulk loading without the memtable, the write-ahead log or a flush.
     /// Durable on return. The file lives next to the database and is removed on failure.
-    func ingest(_ family: OpaquePointer, sortedChanges changes: [KeyChange]) throws {
-        guard !changes.isEmpty else { return }
+    func ingest(_ family: OpaquePointer, changes: [KeyChange], order: [Int32]) throws {
+        guard !order.isEmpty else { return }
         ingestCounter += 1
         let file = "\(path).restore-\(ingestCounter).sst"
         defer { unlink(file) }
@@ -338,7 +339,8 @@ final class RocksDBHandle {
         var error: UnsafeMutablePointer<CChar>?
         rocksdb_sstfilewriter_open(writer, file, &error)
         try RocksDBError.check(error, "opening restore file \(file)")
-        for change in changes {
+        for index in order {
+            let change = changes[Int(index)]
             change.key.withUnsafeBufferPointer { k in
                 k.withMemoryRebound(to: CChar.self) { k in
                     if let value = change.value {
@@ -375,6 +377,31 @@ final class RocksDBHandle {
         var error: UnsafeMutablePointer<CChar>?
         rocksdb_flush_cf(try db(), flushOptions, family, &error)
         try RocksDBError.check(error, "flushing RocksDB at \(path)")
+    }
+
+    /// Flushes `family`'s memtable, then waits until the database has no flush or compaction
+    /// running or pending (`rocksdb_property_int` of `rocksdb.num-running-flushes` and
+    /// `rocksdb.num-running-compactions`, `rocksdb_property_int_cf` of
+    /// `rocksdb.mem-table-flush-pending` and `rocksdb.compaction-pending`), polling every 10 ms.
+    /// Throws ``EddyError/Code/timeout`` after `timeoutSeconds`. For benchmarks, which compare
+    /// databases in the same settled shape rather than mid-compaction.
+    func waitForBackgroundWork(flushing family: OpaquePointer, timeoutSeconds: Double = 300) throws {
+        try flush(family)
+        let database = try db()
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int(timeoutSeconds * 1_000))
+        func value(_ name: String, family: OpaquePointer? = nil) -> UInt64 {
+            var result: UInt64 = 0
+            let failed = family.map { rocksdb_property_int_cf(database, $0, name, &result) } ?? rocksdb_property_int(database, name, &result)
+            return failed == 0 ? result : 0
+        }
+        while value("rocksdb.num-running-flushes") + value("rocksdb.num-running-compactions")
+                + value("rocksdb.mem-table-flush-pending", family: family) + value("rocksdb.compaction-pending", family: family) > 0 {
+            if clock.now >= deadline {
+                throw EddyError(.timeout, "RocksDB at \(path) still flushing or compacting after \(timeoutSeconds) s")
+            }
+            usleep(10_000)
+        }
     }
 
     /// `rocksdb_property_int_cf("rocksdb.estimate-num-keys")`.

@@ -36,9 +36,13 @@ public struct RestoreProgress: Hashable, Sendable {
 ///
 /// Records go straight into the engine in large batches, each sorted by key with only the last
 /// change per key kept (RocksDB: a batch of 10,000 keys or more is written as an SST file and
-/// ingested; smaller ones are `WriteBatch`es with the write-ahead log disabled; one flush at the
-/// end). The checkpoint is written only after that flush, so a crash during a restore just
-/// restarts it. Runs on the calling thread.
+/// ingested; smaller ones are `WriteBatch`es with the write-ahead log disabled; compactions wait
+/// until the end; one flush at the end). The checkpoint is written only after that flush, so a
+/// crash during a restore just restarts it: replaying the changelog from the old checkpoint
+/// again gives every key its last value, whatever part of the interrupted restore had reached
+/// disk. The calling thread polls the consumer and decodes records (and calls `progress`);
+/// once a restore spans more than one batch, a second thread applies each full batch while the
+/// next one is read, and is stopped before the restore returns or throws.
 ///
 /// ```swift
 /// let result = try StateRestorer.restore(store, consumer: consumer) { progress in
@@ -88,17 +92,31 @@ public enum StateRestorer {
         pending.reserveCapacity(min(batchRecords, 65_536))
         var emptyPolls = 0
         var position = start
-        func apply() throws {
-            if !pending.isEmpty { try restorable.core.restore(pending) }
-            pending.removeAll(keepingCapacity: true)
-            report.position = position
+        // Started at the first full batch: a restore that fits in one batch needs no thread.
+        var applier: RestoreApplier?
+        defer { applier?.stop() }
+        // What the batch the applier is working on covers, reported once it is applied.
+        var inFlight: (position: Offset, records: Int, bytes: Int)?
+        func reportProgress(_ covered: (position: Offset, records: Int, bytes: Int)) {
+            report.position = covered.position
+            report.records = covered.records
+            report.bytes = covered.bytes
             let elapsed = clock.now - began
             report.elapsedSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             progress?(report)
         }
+        var records = 0, bytes = 0
+        // Hands a full batch to the applier; the previous one is then applied, so it is reported.
+        func submit() throws {
+            if applier == nil { applier = RestoreApplier(core: restorable.core) }
+            try applier!.submit(pending)
+            pending = applier!.emptyBatch(capacity: min(batchRecords, 65_536))
+            if let done = inFlight { reportProgress(done) }
+            inFlight = (position, records, bytes)
+        }
         while position < end {
-            let records = try consumer.poll(timeoutMilliseconds: 100)
-            if records.isEmpty {
+            let polled = try consumer.poll(timeoutMilliseconds: 100)
+            if polled.isEmpty {
                 emptyPolls += 1
                 // The tail may be control records (transaction markers) that poll never returns.
                 position = max(position, try consumer.position(changelog))
@@ -109,17 +127,25 @@ public enum StateRestorer {
                 continue
             }
             emptyPolls = 0
-            for record in records where record.topic == changelog.topic && record.partition == changelog.partition {
+            for record in polled where record.topic == changelog.topic && record.partition == changelog.partition {
                 guard record.offset < end else { continue }
                 position = record.offset + 1
-                report.records += 1
-                report.bytes += (record.key?.count ?? 0) + (record.value?.count ?? 0)
+                records += 1
+                bytes += (record.key?.count ?? 0) + (record.value?.count ?? 0)
                 if let change = try restorable.restoreChange(record) { pending.append(change) }
-                if pending.count >= batchRecords { try apply() }
+                if pending.count >= batchRecords { try submit() }
             }
         }
         position = max(position, min(end, try consumer.position(changelog)))
-        try apply()
+        if let applier {
+            if !pending.isEmpty { try submit() }
+            try applier.drain()
+            applier.stop()
+        } else if !pending.isEmpty {
+            try restorable.core.restore(pending)
+        }
+        pending = []
+        reportProgress((position, records, bytes))
         try restorable.core.finishRestore(checkpoint: end, metadata: restorable.restoreMetadata())
         try restorable.reloadAfterRestore()
         report.position = end

@@ -147,16 +147,7 @@ final class RocksDBEngine: StoreEngine {
     /// `WriteBatch` without the write-ahead log, in key order so RocksDB's skip-list memtable
     /// reuses its insertion point instead of searching from the top for every random key.
     func restore(_ changes: [KeyChange]) throws {
-        let order = changes.indices.sorted { a, b in
-            let c = ByteKeys.compare(changes[a].key, changes[b].key)
-            return c < 0 || (c == 0 && a < b)
-        }
-        var sorted: [KeyChange] = []
-        sorted.reserveCapacity(order.count)
-        for (position, index) in order.enumerated() {
-            if position + 1 < order.count, changes[order[position + 1]].key == changes[index].key { continue }
-            sorted.append(changes[index])
-        }
+        let order = RestoreOrder.lastChangePerKey(changes)
         if !restoring {
             // Bulk-load mode: compactions wait until the restore is done instead of competing
             // with it (RocksDB's PrepareForBulkLoad does the same). Not persisted: a reopen
@@ -164,12 +155,13 @@ final class RocksDBEngine: StoreEngine {
             try handle.setOptions(family, ["disable_auto_compactions": "true"])
             restoring = true
         }
-        if sorted.count >= Self.ingestionThreshold {
-            try handle.ingest(family, sortedChanges: sorted)
+        if order.count >= Self.ingestionThreshold {
+            try handle.ingest(family, changes: changes, order: order)
             return
         }
         let batch = RocksDBWriteBatch()
-        for change in sorted {
+        for index in order {
+            let change = changes[Int(index)]
             if let value = change.value { batch.put(family, change.key, value) } else { batch.delete(family, change.key) }
         }
         try handle.write(batch, disableWAL: true)

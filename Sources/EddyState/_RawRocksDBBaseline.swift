@@ -69,6 +69,17 @@ public final class _RawRocksDBBaseline {
     /// `rocksdb_flush_cf`.
     public func flush() throws { try handle.flush(family) }
 
+    /// Flushes the memtable and waits until no flush or compaction runs or is pending, so that
+    /// reads are measured on a settled database, not one that background work is reshaping
+    /// (and competing with for the CPU). Do the same to the store compared against, with
+    /// ``settle(store:in:)``.
+    public func settle() throws { try handle.waitForBackgroundWork(flushing: family) }
+
+    /// ``settle()`` for store `store` of an Eddy task directory (its column family and database).
+    public static func settle(store: String, in directory: TaskStateDirectory) throws {
+        try directory.handle.waitForBackgroundWork(flushing: try directory.handle.family(store))
+    }
+
     /// `rocksdb_close`, which waits for background flushes and compactions. Idempotent.
     public func close() { handle.close() }
 }

@@ -15,6 +15,8 @@ case "streams-eos": ExactlyOnceSystemChild.run(Array(arguments.dropFirst(2)))
 case "partition-append": PartitionAppendChild.run(Array(arguments.dropFirst(2)))
 case "state-crash":
     do { try runStateCrashChild(arguments) } catch { FileHandleOutput.error("state-crash: \(error)"); exit(1) }
+case "state-restore-crash":
+    do { try runStateRestoreCrashChild(arguments) } catch { FileHandleOutput.error("state-restore-crash: \(error)"); exit(1) }
 default:
     FileHandleOutput.error("unknown mode \(arguments[1])")
     exit(2)

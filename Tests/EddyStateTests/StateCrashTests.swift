@@ -128,4 +128,73 @@ struct StateCrashTests {
         print("killedChildRestoresToChangelog: \(kills) kills, \(lastEnd) changelog records, \(replays) restores replayed records")
         #expect(lastEnd > 0)
     }
+
+    @Test("a restore killed with SIGKILL midway keeps the old checkpoint, and the next restore gives the changelog's state")
+    func killedRestoreRestarts() throws {
+        let seed = testSeed("killedRestoreRestarts")
+        var random = SeededGenerator(seed: seed)
+        let runs = ProcessInfo.processInfo.environment["EDDY_LONG_TESTS"] == "1" ? 40 : 8
+        let root = NSTemporaryDirectory() + "eddy-restore-crash-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let changelogPath = root + "/changelog"
+        let changelog = TopicPartition("crash-kv-changelog", 0)
+        let environment = try RocksDBEnvironment(configuration: StoreFixture.smallConfiguration) { _ in }
+        #expect(FileManager.default.isExecutableFile(atPath: Self.childPath), "build EddyTestChild first: \(Self.childPath)")
+
+        let chunk = 30_000
+        var previousEnd: Offset = 0, interrupted = 0
+        for run in 0..<runs {
+            // Alternate the two ways a batch is written: WriteBatches without the write-ahead log
+            // (batches of 3,000) and ingested SST files (batches of 15,000 distinct-enough keys).
+            let batchRecords = run % 2 == 0 ? 3_000 : 15_000
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: Self.childPath)
+            child.arguments = ["state-restore-crash", root + "/state", changelogPath, String(seed &+ UInt64(run)),
+                               String(chunk), String(batchRecords)]
+            let output = Pipe()
+            child.standardOutput = output
+            try child.run()
+            // Kill after a random number of progress lines, short of the last batch: the child is
+            // then applying a batch, flushing, or writing its checkpoint.
+            let killAfter = Int.random(in: 1..<(chunk / batchRecords), using: &random)
+            var text = "", progressLines = 0
+            while progressLines < killAfter && !text.contains("restored") {
+                let data = output.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                text += String(decoding: data, as: UTF8.self)
+                progressLines = text.components(separatedBy: "progress ").count - 1
+            }
+            Glibc.kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            #expect(progressLines >= killAfter || text.contains("restored"), "the child died on its own (run \(run), seed \(seed)): \(text)")
+
+            let directory = try TaskStateDirectory(stateDirectory: root + "/state", application: "crash", task: "0_0",
+                                                   environment: environment)
+            let store = try directory.keyValueStore(named: "kv", changelog: changelog)
+            let reader = try FileChangelogReader(path: changelogPath, partition: changelog)
+            let end = Offset(reader.records.count)
+            #expect(end == previousEnd + Offset(chunk), "run \(run), seed \(seed)")
+            let expected = reader.latestValues
+            func matches() throws -> Bool {
+                let actual = try store.all()
+                return actual.count == expected.count && actual.allSatisfy { expected[$0.key] == $0.value }
+            }
+            if store.checkpoint == end {
+                // The child finished before the kill: a checkpoint is written only over complete data.
+                #expect(try matches(), "checkpoint \(end) over incomplete data (run \(run), seed \(seed))")
+            } else {
+                #expect(store.checkpoint ?? 0 == previousEnd, "run \(run), seed \(seed)")
+                interrupted += 1
+            }
+            let result = try StateRestorer.restore(store, consumer: reader)
+            #expect(store.checkpoint == end, "run \(run), seed \(seed)")
+            #expect(try matches(), "run \(run), seed \(seed), replayed \(result.records)")
+            previousEnd = end
+            store.close()
+            directory.close()
+        }
+        print("killedRestoreRestarts: \(runs) runs, \(interrupted) restores killed midway, \(previousEnd) changelog records")
+        #expect(interrupted > 0)
+    }
 }

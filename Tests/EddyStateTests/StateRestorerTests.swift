@@ -1,5 +1,6 @@
 import EddyCore
 import EddyState
+import Foundation
 import Testing
 
 @Suite("State restoration")
@@ -194,4 +195,141 @@ struct StateRestorerTests {
         #expect(performing: { try StateRestorer.restore(logged, consumer: log.makeConsumer(), batchRecords: 0) },
                 throws: { ($0 as? EddyError)?.code == .invalidArgument })
     }
+
+    /// Appends `count` random changes to `log`'s changelog through an in-memory store's commits
+    /// (the store's changelog records: latest value per key per commit, tombstones for deletes).
+    /// Keys come from `keySpace` keys of varied shapes; a quarter of the changes are deletes.
+    private func writeChanges(_ count: Int, keySpace: Int, to log: FakeLog, random: inout SeededGenerator) throws {
+        let producer = log.makeProducer()
+        let writer = try InMemoryKeyValueStore(name: "kv", changelog: changelog)
+        for index in 0..<count {
+            let number = Int.random(in: 0..<keySpace, using: &random)
+            // Short keys, keys sharing their first eight bytes, and longer ones.
+            let key = number % 3 == 0 ? bytes("k\(number)") : number % 3 == 1 ? bytes("shared-prefix/\(number)") : bytes("\(number)-\(String(repeating: "x", count: number % 20))")
+            if Int.random(in: 0..<4, using: &random) == 0 {
+                try writer.delete(key)
+            } else {
+                try writer.put(key, bytes("v\(index)-\(Int.random(in: 0...1_000_000, using: &random))"))
+            }
+            if Int.random(in: 0..<200, using: &random) == 0 { try writer.commit(flushing: producer) }
+        }
+        try writer.commit(flushing: producer)
+    }
+
+    private func expectEqual(_ store: any KeyValueStore, _ expected: [[UInt8]: [UInt8]], _ context: String) throws {
+        let actual = try store.all()
+        #expect(actual.count == expected.count, "\(context)")
+        #expect(actual.allSatisfy { expected[$0.key] == $0.value }, "\(context)")
+    }
+
+    @Test("puts and tombstones restore to the changelog's last state, into an empty store and then into a non-empty one",
+          arguments: Implementation.allCases, [150, 20_000])
+    func tombstonesIntoEmptyAndNonEmptyStores(_ implementation: Implementation, batchRecords: Int) throws {
+        let seed = testSeed("tombstonesIntoEmptyAndNonEmptyStores")
+        var random = SeededGenerator(seed: seed)
+        let log = FakeLog()
+        let fixture = try StoreFixture(implementation)
+        var store = try fixture.keyValueStore(changelog: changelog)
+        // Into an empty store: with batches of 20,000 the RocksDB store ingests SST files (more
+        // than 10,000 distinct keys per batch), with batches of 150 it writes WriteBatches.
+        try writeChanges(30_000, keySpace: 24_000, to: log, random: &random)
+        var result = try StateRestorer.restore(store, consumer: log.makeConsumer(), batchRecords: batchRecords)
+        #expect(result.records == Int(log.endOffset(changelog)))
+        try expectEqual(store, log.latestValues(changelog), "empty store, seed \(seed)")
+        // Into the same store, now full: overwrites, deletes of restored keys, new keys.
+        let middle = log.endOffset(changelog)
+        try writeChanges(30_000, keySpace: 24_000, to: log, random: &random)
+        result = try StateRestorer.restore(store, consumer: log.makeConsumer(), batchRecords: batchRecords)
+        #expect(result.startOffset == middle)
+        #expect(store.checkpoint == log.endOffset(changelog))
+        try expectEqual(store, log.latestValues(changelog), "non-empty store, seed \(seed)")
+        guard implementation == .rocksDB else { return }
+        store.close()
+        try fixture.reopen()
+        store = try fixture.keyValueStore(changelog: changelog)
+        #expect(store.checkpoint == log.endOffset(changelog))
+        try expectEqual(store, log.latestValues(changelog), "after reopening, seed \(seed)")
+    }
+
+    @Test("a restore that fails midway keeps the old checkpoint, and the next restore gives the changelog's state",
+          arguments: Implementation.allCases, [500, 12_000])
+    func interruptedRestoreRerun(_ implementation: Implementation, batchRecords: Int) throws {
+        let seed = testSeed("interruptedRestoreRerun")
+        var random = SeededGenerator(seed: seed)
+        let log = FakeLog()
+        let fixture = try StoreFixture(implementation)
+        var store = try fixture.keyValueStore(changelog: changelog)
+        try writeChanges(5_000, keySpace: 4_000, to: log, random: &random)
+        try StateRestorer.restore(store, consumer: log.makeConsumer())
+        let checkpoint = store.checkpoint
+        try writeChanges(60_000, keySpace: 40_000, to: log, random: &random)
+        // The consumer fails after a few polls, while earlier batches are applied or in flight.
+        let failing = FailingConsumer(log.makeConsumer(maximumPollRecords: 1_000), failAfterPolls: Int.random(in: 20...50, using: &random))
+        #expect(performing: { try StateRestorer.restore(store, consumer: failing, batchRecords: batchRecords) },
+                throws: { ($0 as? EddyError)?.message == "injected poll failure" })
+        #expect(store.checkpoint == checkpoint, "seed \(seed)")
+        if implementation == .rocksDB {
+            // Closing flushes whatever part of the restore reached the memtables: the store now
+            // holds a partial restore under the old checkpoint.
+            store.close()
+            try fixture.reopen()
+            store = try fixture.keyValueStore(changelog: changelog)
+            #expect(store.checkpoint == checkpoint, "seed \(seed)")
+        }
+        let result = try StateRestorer.restore(store, consumer: log.makeConsumer(), batchRecords: batchRecords)
+        #expect(result.startOffset == checkpoint)
+        #expect(store.checkpoint == log.endOffset(changelog))
+        try expectEqual(store, log.latestValues(changelog), "seed \(seed)")
+    }
+
+    @Test("a batch that fails on the applier thread fails the restore, which can then be run again")
+    func applierFailure() throws {
+        var random = SeededGenerator(seed: 7)
+        let log = FakeLog()
+        let fixture = try StoreFixture(.rocksDB)
+        let store = try fixture.keyValueStore(changelog: changelog)
+        try writeChanges(60_000, keySpace: 60_000, to: log, random: &random)
+        // The file the first ingested batch is written to cannot be created: a directory is in the way.
+        let blocker = fixture.taskPath + "/rocksdb.restore-1.sst"
+        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: true)
+        #expect(performing: { try StateRestorer.restore(store, consumer: log.makeConsumer(), batchRecords: 15_000) },
+                throws: { ($0 as? EddyError)?.code == .io })
+        #expect(store.checkpoint == nil)
+        try FileManager.default.removeItem(atPath: blocker)
+        try StateRestorer.restore(store, consumer: log.makeConsumer(), batchRecords: 15_000)
+        #expect(store.checkpoint == log.endOffset(changelog))
+        try expectEqual(store, log.latestValues(changelog), "after the rerun")
+    }
+}
+
+/// A consumer that throws after a number of polls: a restore interrupted by a failing log.
+private final class FailingConsumer: LogConsumer {
+    let base: FakeLogConsumer
+    var pollsLeft: Int
+    init(_ base: FakeLogConsumer, failAfterPolls: Int) {
+        self.base = base
+        pollsLeft = failAfterPolls
+    }
+    func subscribe(_ topics: [String], listener: (any RebalanceListener)?) throws { try base.subscribe(topics, listener: listener) }
+    func assign(_ partitions: [TopicPartition]) throws { try base.assign(partitions) }
+    func unsubscribe() throws { try base.unsubscribe() }
+    func assignment() -> [TopicPartition] { base.assignment() }
+    func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
+        pollsLeft -= 1
+        if pollsLeft < 0 { throw EddyError(.io, "injected poll failure") }
+        return try base.poll(timeoutMilliseconds: timeoutMilliseconds)
+    }
+    func position(_ partition: TopicPartition) throws -> Offset { try base.position(partition) }
+    func seek(_ partition: TopicPartition, to offset: Offset) throws { try base.seek(partition, to: offset) }
+    func seekToBeginning(_ partitions: [TopicPartition]) throws { try base.seekToBeginning(partitions) }
+    func seekToEnd(_ partitions: [TopicPartition]) throws { try base.seekToEnd(partitions) }
+    func offsets(forTimes times: [TopicPartition: Timestamp]) throws -> [TopicPartition: Offset?] { try base.offsets(forTimes: times) }
+    func beginningOffsets(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset] { try base.beginningOffsets(partitions) }
+    func endOffsets(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset] { try base.endOffsets(partitions) }
+    func pause(_ partitions: [TopicPartition]) { base.pause(partitions) }
+    func resume(_ partitions: [TopicPartition]) { base.resume(partitions) }
+    func commit(_ offsets: [TopicPartition: Offset]) throws { try base.commit(offsets) }
+    func committed(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset] { try base.committed(partitions) }
+    func groupMetadata() -> ConsumerGroupMetadata? { base.groupMetadata() }
+    func close() throws { try base.close() }
 }
