@@ -10,8 +10,12 @@ import Foundation
 /// through the 7.8 C API (`rocksdb/c.h` has no `rocksdb_write_buffer_manager_*`), so the worker-
 /// wide bound is kept by this object instead: it knows every open store's column family and, each
 /// time one opens or closes, sets every column family's `write_buffer_size` (a mutable option,
-/// `rocksdb_set_options_cf`) to `writeBufferBytes / (openStores × maximumWriteBuffersPerStore)`,
-/// but not below `minimumWriteBufferBytesPerStore`. Memtables in use thus total at most
+/// `rocksdb_set_options_cf`) to `writeBufferBytes / (openStores × maximumWriteBuffersPerStore)`
+/// rounded down to a power of two, but not below `minimumWriteBufferBytesPerStore`. The
+/// rounding matters: every `rocksdb_set_options_cf` rewrites and fsyncs the database's OPTIONS
+/// file, so resizing every family on every open made a worker start quadratic in its stores;
+/// with the rounding a family is touched only when its size really changes (a few times while
+/// a worker opens its stores). Memtables in use thus total at most
 /// ``RocksDBConfiguration/writeBufferBytes`` (or the documented minimum when there are very many
 /// stores). A shrink takes effect at each column family's next memtable switch; as a further
 /// guard every database also gets `db_write_buffer_size = writeBufferBytes`.
@@ -36,6 +40,8 @@ public final class RocksDBEnvironment: @unchecked Sendable {
     final class Registration {
         let handle: RocksDBHandle
         let family: OpaquePointer
+        /// The `write_buffer_size` last set on the family (nil: not set by the environment yet).
+        var appliedWriteBufferBytes: Int?
         init(handle: RocksDBHandle, family: OpaquePointer) {
             self.handle = handle
             self.family = family
@@ -65,6 +71,11 @@ public final class RocksDBEnvironment: @unchecked Sendable {
     /// Bytes the shared block cache holds now (`rocksdb_cache_get_usage`).
     public var blockCacheUsageBytes: Int { rocksdb_cache_get_usage(cache) }
 
+    /// How many times a column family's `write_buffer_size` has been set (each rewrites the
+    /// database's OPTIONS file with an fsync), for diagnostics and tests.
+    public var writeBufferResizeCount: Int { lock.withLock { resizes } }
+    private var resizes = 0
+
     /// Number of store column families currently sharing the write-buffer budget.
     public var openStoreCount: Int { lock.withLock { registered.count } }
 
@@ -74,9 +85,18 @@ public final class RocksDBEnvironment: @unchecked Sendable {
         return max(configuration.minimumWriteBufferBytesPerStore, share)
     }
 
+    /// The size actually applied with `stores` open: ``writeBufferBytesPerStore(openStores:)``
+    /// rounded down to a power of two (never below the configured minimum), so that the budget
+    /// holds and sizes change only at a few store counts.
+    public func appliedWriteBufferBytes(openStores stores: Int) -> Int {
+        let share = writeBufferBytesPerStore(openStores: stores)
+        let rounded = 1 << (Int.bitWidth - 1 - share.leadingZeroBitCount)
+        return max(configuration.minimumWriteBufferBytesPerStore, rounded)
+    }
+
     /// Options for a new database, with the write-buffer size the next store would get.
     func makeOptions() throws -> RocksDBOptions {
-        let size = lock.withLock { writeBufferBytesPerStore(openStores: registered.count + 1) }
+        let size = lock.withLock { appliedWriteBufferBytes(openStores: registered.count + 1) }
         return try RocksDBOptions(configuration: configuration, cache: cache, writeBufferBytesPerColumnFamily: size)
     }
 
@@ -97,10 +117,13 @@ public final class RocksDBEnvironment: @unchecked Sendable {
     }
 
     private func resizeLocked() {
-        let size = String(writeBufferBytesPerStore(openStores: registered.count))
-        for registration in registered.values where registration.handle.isOpen {
+        let size = appliedWriteBufferBytes(openStores: registered.count)
+        for registration in registered.values
+        where registration.handle.isOpen && registration.appliedWriteBufferBytes != size {
             do {
-                try registration.handle.setOptions(registration.family, ["write_buffer_size": size])
+                try registration.handle.setOptions(registration.family, ["write_buffer_size": String(size)])
+                registration.appliedWriteBufferBytes = size
+                resizes += 1
             } catch {
                 log("could not resize the write buffer of a store in \(registration.handle.path): \(error)")
             }

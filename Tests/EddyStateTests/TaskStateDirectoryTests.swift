@@ -122,6 +122,27 @@ struct TaskStateDirectoryTests {
         #expect(environment.openStoreCount == 0)
     }
 
+    @Test("opening many stores resizes write buffers only when the rounded share changes")
+    func writeBufferResizesStayFew() throws {
+        let configuration = RocksDBConfiguration(blockCacheBytes: 8 << 20, writeBufferBytes: 64 << 20,
+                                                 minimumWriteBufferBytesPerStore: 1 << 20, maximumWriteBuffersPerStore: 2)
+        let fixture = try StoreFixture(.rocksDB, configuration: configuration)
+        let environment = fixture.environment
+        // Shares 32, 16, 10.7, 8, 6.4, … MiB round down to 32, 16, 8, 8, 4, …: never above the share.
+        for stores in 1...64 {
+            let applied = environment.appliedWriteBufferBytes(openStores: stores)
+            #expect(applied <= environment.writeBufferBytesPerStore(openStores: stores))
+            #expect(applied.nonzeroBitCount == 1 && applied >= 1 << 20)
+        }
+        var stores: [any KeyValueStore] = []
+        for i in 0..<16 { stores.append(try fixture.keyValueStore("s\(i)")) }
+        // Resizing every family on every open would take 1 + 2 + … + 16 = 136 OPTIONS rewrites;
+        // rounded shares change at 2, 3, 5 and 9 open stores: 16 first sizes + 1 + 2 + 4 + 8.
+        #expect(environment.writeBufferResizeCount == 31)
+        for store in stores { store.close() }
+        fixture.directory!.close()
+    }
+
     @Test("configuration is validated and the options escape hatch reaches RocksDB")
     func configuration() throws {
         #expect(performing: { _ = try RocksDBEnvironment(configuration: RocksDBConfiguration(blockCacheBytes: 10)) },
