@@ -117,6 +117,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyCore", "EddyKafka", "EddyLog"], swiftSettings: strict),
+        .testTarget(name: "EddyKafkaRuntimeTests",
+                    dependencies: ["EddyCore", "EddyKafka", "EddyState", "EddyStreams", "EddyTopologies"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,11 +24,25 @@ struct LogOptions: ParsableArguments {
         return nil
     }
 
+    /// librdkafka properties from `$EDDY_KAFKA_PROPERTIES` (`KEY=VALUE,KEY=VALUE`), passed
+    /// to every Kafka client the command makes (e.g. `session.timeout.ms=6000`).
+    static func kafkaProperties() throws -> [String: String] {
+        guard let text = ProcessInfo.processInfo.environment["EDDY_KAFKA_PROPERTIES"], !text.isEmpty else { return [:] }
+        var properties: [String: String] = [:]
+        for pair in text.split(separator: ",") {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw EddyError(.invalidArgument, "EDDY_KAFKA_PROPERTIES must be KEY=VALUE,...; got an entry without '='")
+            }
+            properties[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        return properties
+    }
+
     /// Opens the log: a ``KafkaLog`` when bootstrap servers are given, else the embedded log
     /// (creating the directory; fails with a clear message if another process holds it).
     func open() throws -> any LogBackend {
         if let servers = bootstrapServers {
-            return try KafkaLog(configuration: KafkaConfiguration(bootstrapServers: servers))
+            return try KafkaLog(configuration: KafkaConfiguration(bootstrapServers: servers, extra: try Self.kafkaProperties()))
         }
         return try EmbeddedLog(directory: directory)
     }

@@ -1,5 +1,6 @@
 import CRdKafka
 import EddyCore
+import Foundation
 
 /// ``LogAdmin`` over librdkafka's Admin API (`rd_kafka_CreateTopics`, `rd_kafka_DeleteTopics`,
 /// `rd_kafka_ListConsumerGroupOffsets`, `rd_kafka_AlterConsumerGroupOffsets`,
@@ -14,6 +15,8 @@ final class KafkaAdmin: LogAdmin, @unchecked Sendable {
     let committedClient: RDKafkaClient
     private let mockCluster: KafkaMockCluster?
     private let timeoutMilliseconds: Int
+    private let clusterLock = NSLock()
+    private var knownMock: Bool?
 
     init(configuration: KafkaConfiguration, mockCluster: KafkaMockCluster?) throws {
         var properties = configuration.properties
@@ -52,10 +55,13 @@ final class KafkaAdmin: LogAdmin, @unchecked Sendable {
         try configuration.validate()
         if try topicExists(name) { throw EddyError(.topicExists, "topic \(name) exists") }
         if let mockCluster {
-            // The mock's CreateTopics times out; its own call creates the topic (configs are not
-            // kept by the mock: it has no DescribeConfigs either).
-            try mockCluster.createTopic(name, partitions: configuration.partitions)
+            // The mock's CreateTopics times out; its own call creates the topic. The mock keeps no
+            // configs (and has no DescribeConfigs): the cluster object records the request.
+            try mockCluster.createTopic(name, configuration: configuration)
             return
+        }
+        if try isMockCluster() {
+            throw EddyError(.unsupported, "librdkafka's mock cluster does not answer CreateTopics; create topic \(name) when starting the mock (eddy kafka-mock --topic \(name):\(configuration.partitions))")
         }
         var errorText = [CChar](repeating: 0, count: 512)
         guard let newTopic = rd_kafka_NewTopic_new(name, Int32(configuration.partitions), -1, &errorText, errorText.count) else {
@@ -95,7 +101,9 @@ final class KafkaAdmin: LogAdmin, @unchecked Sendable {
     /// Partition offsets from watermarks (the LSO from a read_committed look-up). Kafka reports
     /// no partition sizes to clients, so `sizeBytes` is -1. The configuration comes from
     /// `rd_kafka_DescribeConfigs` where the cluster supports it; the mock cluster does not, and
-    /// then only the partition count is known (other fields are defaults).
+    /// then it is the configuration requested when the topic was created through this log's
+    /// mock cluster (``KafkaMockCluster/requestedConfiguration(of:)``), else defaults with the
+    /// partition count.
     func describeTopic(_ name: String) throws -> TopicDescription {
         try Names.validateTopic(name)
         let count = try metadataClient.partitionCount(of: name, timeoutMilliseconds: timeoutMilliseconds)
@@ -108,7 +116,16 @@ final class KafkaAdmin: LogAdmin, @unchecked Sendable {
                                                    lastStableOffset: stable.high, sizeBytes: -1))
         }
         var configuration = TopicConfiguration(partitions: count)
-        if mockCluster == nil, let configs = try? describeConfigs(name) { Self.apply(configs, to: &configuration) }
+        if let mockCluster {
+            // The configuration requested at creation: the mock keeps none of its own.
+            if let requested = mockCluster.requestedConfiguration(of: name) {
+                configuration = requested
+                configuration.partitions = count
+            }
+        } else if (try? isMockCluster()) == false, let configs = try? describeConfigs(name) {
+            // (A mock in another process has no DescribeConfigs either: not asked.)
+            Self.apply(configs, to: &configuration)
+        }
         return TopicDescription(name: name, configuration: configuration, partitions: partitions)
     }
 
@@ -272,8 +289,25 @@ final class KafkaAdmin: LogAdmin, @unchecked Sendable {
     /// request timeout and can trip an internal assertion (`rd_kafka_enq_once_del_source_return`)
     /// when the timed-out request is cleaned up. Refuse them at once instead.
     private func refuseOnMock(_ api: String) throws {
-        if mockCluster != nil {
+        if try isMockCluster() {
             throw EddyError(.unsupported, "librdkafka's mock cluster does not implement \(api)")
+        }
+    }
+
+    /// Whether the cluster is librdkafka's mock: this log's own ``KafkaMockCluster``, or one in
+    /// another process (`eddy kafka-mock`), recognised by the cluster id the mock reports
+    /// (`mockCluster…`, `rd_kafka_clusterid`). Asked once, then remembered.
+    func isMockCluster() throws -> Bool {
+        if mockCluster != nil { return true }
+        return try clusterLock.withLock {
+            if let knownMock { return knownMock }
+            guard let id = rd_kafka_clusterid(handle, Int32(timeoutMilliseconds)) else {
+                throw EddyError(.timeout, "the cluster reported no cluster id within \(timeoutMilliseconds) ms")
+            }
+            defer { rd_kafka_mem_free(handle, id) }
+            let mock = String(cString: id).hasPrefix("mockCluster")
+            knownMock = mock
+            return mock
         }
     }
 

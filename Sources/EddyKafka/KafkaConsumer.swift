@@ -22,6 +22,11 @@ final class KafkaConsumer: LogConsumer {
     private var deferredError: EddyError?
     private var topicNames: [OpaquePointer: String] = [:]
 
+    /// Group-liveness properties that, when set in the log's ``KafkaConfiguration/extra``,
+    /// override ``ConsumerConfiguration/sessionTimeoutMilliseconds`` and librdkafka's defaults
+    /// for every consumer of the log (the runtime's consumers have no other way to get them).
+    static let logLevelGroupProperties = ["session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms"]
+
     init(log: KafkaLog, configuration: ConsumerConfiguration) throws {
         self.log = log
         self.configuration = configuration
@@ -45,6 +50,11 @@ final class KafkaConsumer: LogConsumer {
         properties["partition.assignment.strategy"] = "range"
         properties["allow.auto.create.topics"] = "false"
         properties["enable.partition.eof"] = "false"
+        // Group liveness set on the log (e.g. a short session timeout for tests, or through
+        // EDDY_KAFKA_PROPERTIES for `eddy run`) wins over the per-consumer default.
+        for key in KafkaConsumer.logLevelGroupProperties {
+            if let value = log.configuration.extra[key] { properties[key] = value }
+        }
         for (key, value) in configuration.extra { properties[key] = value }
         let context = RDKafkaClientContext(logLevel: log.configuration.logLevel)
         client = try RDKafkaClient(kind: .consumer, properties: properties, context: context)

@@ -1,5 +1,6 @@
 import CRdKafka
 import EddyCore
+import Foundation
 
 /// librdkafka's in-process mock Kafka cluster (`rd_kafka_mock_cluster_new`): real Kafka protocol
 /// on 127.0.0.1, for tests, examples and `eddy kafka-mock`.
@@ -16,6 +17,8 @@ public final class KafkaMockCluster: @unchecked Sendable {
     // are thread-safe (they enqueue operations on the mock cluster thread); nothing else mutable.
     private let client: RDKafkaClient
     private let cluster: OpaquePointer
+    private let lock = NSLock()
+    private var requested: [String: TopicConfiguration] = [:]
 
     /// The cluster's `bootstrap.servers` (`rd_kafka_mock_cluster_bootstraps`).
     public let bootstrapServers: String
@@ -47,6 +50,21 @@ public final class KafkaMockCluster: @unchecked Sendable {
         }
         let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(min(replicationFactor, brokerCount)))
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw RDKafkaError.error(err, "mock topic \(name)") }
+    }
+
+    /// Creates a topic with `rd_kafka_mock_topic_create` and remembers the configuration asked
+    /// for. The mock keeps no topic configs and has no DescribeConfigs, so
+    /// ``requestedConfiguration(of:)`` is the only record of them (what was requested, not what
+    /// a broker stored).
+    public func createTopic(_ name: String, configuration: TopicConfiguration) throws {
+        try createTopic(name, partitions: configuration.partitions)
+        lock.withLock { requested[name] = configuration }
+    }
+
+    /// The configuration a topic was created with through ``createTopic(_:configuration:)``
+    /// (nil for topics created otherwise).
+    public func requestedConfiguration(of name: String) -> TopicConfiguration? {
+        lock.withLock { requested[name] }
     }
 
     /// Takes broker `id` down (`rd_kafka_mock_broker_set_down`): its connections close.

@@ -114,6 +114,13 @@ final class KafkaProducer: TransactionalProducer {
                 continue
             }
             if let opaque { Unmanaged<DeliveryBox>.fromOpaque(opaque).release() }
+            if err == RD_KAFKA_RESP_ERR__STATE && state == .inTransaction {
+                // librdkafka refuses records once the open transaction hit an abortable error
+                // (e.g. a failed AddPartitionsToTxn): say so, as commit would.
+                try checkUsable()
+                try transition(.abortRequired)
+                throw EddyError(.transactionAborted, "send to \(record.topic): the transaction hit an abortable error and must be aborted")
+            }
             throw RDKafkaError.error(err, "send to \(record.topic)", redactor: client.redactor)
         }
         pending += 1

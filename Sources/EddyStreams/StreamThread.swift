@@ -154,9 +154,19 @@ final class StreamThread: RebalanceListener, RecordCollector {
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var didWork = !records.isEmpty
-        for task in tasks.values {
-            try task.advanceWallClock(to: now)
-            if try process(task) > 0 { didWork = true }
+        do {
+            for task in tasks.values {
+                try task.advanceWallClock(to: now)
+                if try process(task) > 0 { didWork = true }
+            }
+        } catch let error as EddyError where error.isAbortable || error.isFatal {
+            // The producer's transaction broke while sending (librdkafka refuses records once it
+            // must abort, or is fenced): recover as from a failed commit.
+            consecutiveCommitFailures += 1
+            configuration.log("stream thread \(control.index): send failed (\(error)); re-initialising its tasks from the last commit")
+            if consecutiveCommitFailures >= Self.maximumConsecutiveCommitFailures { throw error }
+            try recoverFromFailedCommit(error)
+            return
         }
         if didWork { dirty = true }
         let due = ContinuousClock.now - lastCommit >= configuration.commitInterval
@@ -191,6 +201,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
             } catch {
                 count += 1
                 let failure = Self.eddyError(error)
+                if failure.isAbortable || failure.isFatal { throw failure }  // the producer's, not the record's
                 let handler = failure.code == .serialization ? configuration.deserializationErrorHandler
                                                              : configuration.processingErrorHandler
                 let context = task.context
