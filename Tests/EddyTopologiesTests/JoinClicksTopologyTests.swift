@@ -62,7 +62,12 @@ struct JoinClicksTopologyTests {
                     continue
                 }
                 streamTime = max(streamTime, t)
-                for other in seen where other.isClick != isClick && other.key == key && abs(other.time - t) <= window {
+                // Partners come out in timestamp order (the join's window store), ties in arrival order.
+                let partners = seen.enumerated()
+                    .filter { $0.element.isClick != isClick && $0.element.key == key && abs($0.element.time - t) <= window }
+                    .sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }
+                    .map(\.element)
+                for other in partners {
                     let (impression, click) = isClick ? (other.value, value) : (value, other.value)
                     expected.append("\(key) \(max(t, other.time)) {\"impression\":\(impression),\"click\":\(click)}")
                 }

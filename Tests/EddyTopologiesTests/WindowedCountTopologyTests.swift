@@ -62,15 +62,16 @@ struct WindowedCountTopologyTests {
             defer { driver.close() }
             let events = driver.createInputTopic("events", key: Serdes.string, value: Serdes.string)
             let counts = driver.createOutputTopic("windowed-counts", key: Serdes.string, value: Serdes.string)
-            // The model: stream time, the open windows in order of first update, the expected output.
+            // The model: stream time, the open windows, the expected output.
             var streamTime: Int64 = .min
             var open: [(key: String, start: Int64, count: Int)] = []
             var expected: [String] = []
             var dropped = 0
             func closeWindows() {
                 let closing = open.enumerated().filter { $0.element.start + size + grace <= streamTime }
-                // Sent by close time, then in order of first update.
-                for (_, w) in closing.sorted(by: { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }) {
+                // Sent by close time, then by key bytes (the suppression buffer's order, as in
+                // Kafka); the keys are ASCII, so String order is byte order.
+                for w in closing.map(\.element).sorted(by: { ($0.start, $0.key) < ($1.start, $1.key) }) {
                     expected.append(Self.value(w.key, w.start, w.start + size, w.count))
                 }
                 open.removeAll { $0.start + size + grace <= streamTime }
