@@ -31,8 +31,10 @@ struct ExactlyOnceSystemSize: CustomStringConvertible {
         var size = isLong
             ? ExactlyOnceSystemSize(records: 1_000_000, kills: 30, rounds: 10, killDelayMilliseconds: 200...4_000,
                                     commitIntervalMilliseconds: 500)
-            : ExactlyOnceSystemSize(records: 24_000, kills: 10, rounds: 4, killDelayMilliseconds: 50...1_500,
-                                    commitIntervalMilliseconds: 500)
+            // New input before every kill, and a commit interval longer than any kill delay: a
+            // worker that starts fast still has its first transaction open when the kill lands.
+            : ExactlyOnceSystemSize(records: 24_000, kills: 10, rounds: 10, killDelayMilliseconds: 50...1_500,
+                                    commitIntervalMilliseconds: 2_000)
         if let records = environment["EDDY_EOS_RECORDS"].flatMap(Int.init), records > 0 { size.records = records }
         if let kills = environment["EDDY_EOS_KILLS"].flatMap(Int.init), kills >= 0 { size.kills = kills }
         size.rounds = max(1, min(size.rounds, size.kills + 1))
@@ -175,7 +177,14 @@ final class ExactlyOnceSystemFixture {
                 let output = worker.wait()
                 throw EddyError(.invalidState, "seed \(seed) kill \(kill): the worker did not start: \(output) \(errorTail())")
             }
-            usleep(UInt32(delay * 1_000))
+            // Every other kill that is not during start-up waits until the worker has processed
+            // new input and lands within 300 ms, well inside the commit interval: an open
+            // transaction with processed records is thrown away, however fast the worker started.
+            if !duringStart && kill % 2 == 1 && worker.waitForProcessing() {
+                usleep(UInt32(Int.random(in: 0...300, using: &random) * 1_000))
+            } else {
+                usleep(UInt32(delay * 1_000))
+            }
             worker.kill()
             let output = worker.wait()
             if worker.wasKilled { killed += 1 }

@@ -79,6 +79,20 @@ final class WorkerProcess: @unchecked Sendable {
         return nil
     }
 
+    /// Waits until a `progress N …` line reports N > 0 processed records; false on timeout or exit.
+    func waitForProcessing(timeout: TimeInterval = WorkerProcess.startTimeout) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline && process.isRunning {
+            let processing = text.split(separator: "\n").contains { line in
+                let fields = line.split(separator: " ")
+                return fields.count == 3 && fields[0] == "progress" && (Int(fields[1]) ?? 0) > 0
+            }
+            if processing { return true }
+            usleep(1_000)
+        }
+        return false
+    }
+
     /// Sends SIGKILL (the worker gets no chance to clean up).
     func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
