@@ -47,7 +47,9 @@ struct JSONValueTests {
                 let value = try JSONValueSerde().deserialize(bytes)
                 let text = try JSONValueSerde().serialize(value)
                 #expect(try JSONValueSerde().deserialize(text) == value, "\(bytes)")
-                #expect(foundation || exponent, "accepted, but Foundation refuses: \(String(decoding: bytes, as: UTF8.self))")
+                // Lenient inputs have no reference verdict (",}" may also sit inside a string).
+                #expect(foundation || exponent || lenient,
+                        "accepted, but Foundation refuses: \(String(decoding: bytes, as: UTF8.self))")
                 decoded += 1
             } catch let error as EddyError {
                 #expect(error.code == .serialization)
