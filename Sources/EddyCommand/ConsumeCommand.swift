@@ -1,6 +1,7 @@
 import ArgumentParser
 import EddyCore
 import EddyLog
+import EddyTopologies
 import Foundation
 
 /// `eddy consume TOPIC`: prints records as JSON lines.

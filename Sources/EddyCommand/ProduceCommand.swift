@@ -1,6 +1,7 @@
 import ArgumentParser
 import EddyCore
 import EddyLog
+import EddyTopologies
 
 /// `eddy produce TOPIC`: JSON lines on stdin, one record each.
 struct ProduceCommand: ParsableCommand {

@@ -3,11 +3,11 @@ import EddyCore
 /// A JSON value that keeps object member order and number text, for the registered topologies'
 /// JSON records.
 ///
-/// The same small parser as the CLI's (`Sources/EddyCommand/JSONValue.swift`, which this
-/// module cannot import since the CLI depends on it): Foundation's JSONSerialization would
-/// reorder members and turn numbers into Double, so `1.10` or a 30-digit id would come out
-/// changed. Limits: nesting depth ``maximumDepth``.
-enum JSONValue: Equatable {
+/// Shared with the CLI (`eddy produce`/`consume` store and print a JSON value as its compact
+/// text, exactly as written). Foundation's JSONSerialization would reorder members and turn
+/// numbers into Double, and EddySchema's `JSONValue` keeps numbers as Int64/Double, so `1.10`
+/// or a 30-digit id would come out changed. Limits: nesting depth ``maximumDepth``.
+public enum JSONValue: Equatable {
     case null
     case bool(Bool)
     /// The number's text exactly as written (no precision lost).
@@ -16,9 +16,9 @@ enum JSONValue: Equatable {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
-    static let maximumDepth = 512
+    public static let maximumDepth = 512
 
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case (.bool(let x), .bool(let y)): return x == y
@@ -32,7 +32,7 @@ enum JSONValue: Equatable {
     }
 
     /// Parses one JSON text. Throws ``JSONError`` with the byte position of the problem.
-    static func parse(_ text: String) throws -> JSONValue {
+    public static func parse(_ text: String) throws -> JSONValue {
         var parser = Parser(bytes: Array(text.utf8))
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -42,7 +42,7 @@ enum JSONValue: Equatable {
     }
 
     /// Parses JSON from bytes; nil if they are not a single JSON value.
-    static func parse(bytes: [UInt8]) -> JSONValue? {
+    public static func parse(bytes: [UInt8]) -> JSONValue? {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         guard let value = try? parser.parseValue(depth: 0) else { return nil }
@@ -51,13 +51,13 @@ enum JSONValue: Equatable {
     }
 
     /// Compact JSON text (no spaces), members in their original order.
-    var compactText: String {
+    public var compactText: String {
         var out = ""
         write(to: &out)
         return out
     }
 
-    func write(to out: inout String) {
+    public func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -82,7 +82,7 @@ enum JSONValue: Equatable {
         }
     }
 
-    static func writeString(_ s: String, to out: inout String) {
+    public static func writeString(_ s: String, to out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -105,10 +105,10 @@ enum JSONValue: Equatable {
         return members.first { $0.0 == key }?.1
     }
 
-    struct JSONError: Error, CustomStringConvertible {
-        var position: Int
-        var reason: String
-        var description: String { "\(reason) at byte \(position + 1)" }
+    public struct JSONError: Error, CustomStringConvertible {
+        public var position: Int
+        public var reason: String
+        public var description: String { "\(reason) at byte \(position + 1)" }
     }
 
     struct Parser {
