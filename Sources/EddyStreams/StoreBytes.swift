@@ -1,4 +1,5 @@
 import EddyCore
+import Foundation
 
 /// Byte layouts shared by the internal buffer stores of joins, suppression and foreign-key
 /// joins (``JoinSideStore``, ``OuterJoinStore``, ``SuppressionBuffer``, ``SubscriptionStore``).
@@ -82,6 +83,15 @@ enum StoreBytes {
 
     /// Lexicographic comparison by unsigned bytes (the order of the byte stores).
     static func less(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        a.lexicographicallyPrecedes(b)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                let common = min(pa.count, pb.count)
+                if common > 0 {
+                    let c = memcmp(pa.baseAddress!, pb.baseAddress!, common)
+                    if c != 0 { return c < 0 }
+                }
+                return pa.count < pb.count
+            }
+        }
     }
 }

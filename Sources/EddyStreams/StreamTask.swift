@@ -248,6 +248,14 @@ final class StreamTask {
         for store in stores.values { try store.flush() }
     }
 
+    /// Writes the in-memory changes of write-back stores into their byte stores, so the
+    /// stores' commit carries them. The runtime calls it before every commit.
+    func writeBack() throws {
+        for store in stores.values {
+            if let store = store as? any WriteBackStore { try store.writeBack() }
+        }
+    }
+
     /// Closes nodes and stores. `running/created -> closed`; closing twice is a no-op.
     func close() {
         guard state != .closed else { return }

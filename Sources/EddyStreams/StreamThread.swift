@@ -251,6 +251,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
     private func commitOrThrow() throws {
         lastCommit = ContinuousClock.now
         guard dirty else { return }
+        for task in tasks.values { try task.writeBack() }
         var offsets: [TopicPartition: Offset] = [:]
         for task in tasks.values { offsets.merge(task.consumedOffsets) { $1 } }
         let stores = tasks.values.flatMap { stateStores($0) }

@@ -36,13 +36,8 @@ final class SuppressNode<K: Hashable, V>: ProcessorNode<Windowed<K>, Change<V>, 
         if close <= observed {
             // Already closed (possible when several windows close on one record): pass on.
             try forward(key, change)
-        } else if var entry = try buffer.get(key, closeTime: close) {
-            entry.change.newValue = change.newValue
-            entry.timestamp = t
-            entry.headers = context.headers
-            try buffer.put(key, closeTime: close, entry)
         } else {
-            try buffer.put(key, closeTime: close, BufferedChange(change: change, timestamp: t, headers: context.headers))
+            try buffer.buffer(key, closeTime: close, change: change, timestamp: t, headers: context.headers)
         }
         try emitClosed(upTo: observed)
     }

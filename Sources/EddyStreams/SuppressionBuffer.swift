@@ -26,8 +26,32 @@ protocol SuppressionBuffer<Key, Value>: TaskStore {
     func get(_ key: Key, closeTime: Timestamp) throws -> BufferedChange<Value>?
     /// Buffers (or replaces) the update for `key` closing at `closeTime`.
     func put(_ key: Key, closeTime: Timestamp, _ entry: BufferedChange<Value>) throws
+    /// Buffers an update of `key` closing at `closeTime`: the first update is kept whole; a
+    /// later one replaces the new value, timestamp and headers and keeps the first's old value.
+    func buffer(_ key: Key, closeTime: Timestamp, change: Change<Value>, timestamp: Timestamp, headers: [Header]) throws
     /// Removes and returns, in the buffer's order, every update closing at or before `time`.
     func takeClosed(upTo time: Timestamp) throws -> [(key: Key, entry: BufferedChange<Value>)]
+}
+
+extension SuppressionBuffer {
+    func buffer(_ key: Key, closeTime: Timestamp, change: Change<Value>, timestamp: Timestamp, headers: [Header]) throws {
+        if var entry = try get(key, closeTime: closeTime) {
+            entry.change.newValue = change.newValue
+            entry.timestamp = timestamp
+            entry.headers = headers
+            try put(key, closeTime: closeTime, entry)
+        } else {
+            try put(key, closeTime: closeTime, BufferedChange(change: change, timestamp: timestamp, headers: headers))
+        }
+    }
+}
+
+/// A task store that keeps changes in memory and writes them into its byte store's write
+/// buffer only when asked: the runtime calls ``writeBack()`` on every such store of a task
+/// before the task's stores prepare their commit.
+protocol WriteBackStore: TaskStore {
+    /// Writes the changes made since the last call into the byte store's write buffer.
+    func writeBack() throws
 }
 
 /// A ``SuppressionBuffer`` of Swift values in memory.
@@ -95,22 +119,46 @@ final class InMemorySuppressionBuffer<Key: Hashable, Value>: SuppressionBuffer {
     func close() {}
 }
 
-/// A ``SuppressionBuffer`` over an EddyState ``KeyValueStore`` (RocksDB, optionally logged to
-/// `<application>-<store>-changelog`). Key: close time (8 ordered bytes) · serialised key;
+/// A ``SuppressionBuffer`` over an EddyState ``KeyValueStore`` (in memory and logged to
+/// `<application>-<store>-changelog` under the runtime, RocksDB otherwise; see ``StorePersistence/suppressionBuffer(_:_:_:)``). Key: close time (8 ordered bytes) · serialised key;
 /// value: timestamp, the change's values and the headers. The observed stream time is the
 /// entry of the one-byte key `0x00`, which sorts before every entry (close times are never
-/// negative). The smallest close time is cached, so records that close nothing cost no scan.
-final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer {
+/// negative).
+///
+/// The node is the store's only reader and writer, so the whole buffer is mirrored in memory
+/// (loaded on first use: the store is filled by restoration after it is opened) and the store
+/// is written back, not through (Kafka's time-ordered buffer does the same with its dirty
+/// keys): ``writeBack()``, which the runtime calls before each commit, puts the entries changed
+/// since the last write-back and deletes the emitted ones the store holds. An update that is
+/// buffered and emitted between two commits never reaches the store or its changelog, and no
+/// read ever touches RocksDB after the first.
+final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBackStore {
+    /// One buffered update. `stored`: the byte store holds an entry for it (written back, or
+    /// loaded); `dirty`: changed since the last write-back.
+    struct Slot {
+        var key: Key
+        var entry: BufferedChange<Value>
+        var stored: Bool
+        var dirty: Bool
+    }
     /// The underlying byte store, for the runtime's commit protocol.
     let stateStore: any KeyValueStore
     let keySerde: AnySerde<Key>
     let valueSerde: AnySerde<Value>
     var name: String { stateStore.name }
     static var observedKey: [UInt8] { [0] }
-    private var observedCache: Timestamp? = nil
-    /// The smallest buffered close time: `.some(nil)` when the buffer is known to be empty,
-    /// `nil` when unknown (read lazily: the store is filled by restoration after it is opened).
-    private var minimumCloseTime: Timestamp?? = nil
+
+    private var loaded = false
+    private var observed: Timestamp = .min
+    private var observedDirty = false
+    /// Close time -> serialised key -> update.
+    private var slots: [Timestamp: [[UInt8]: Slot]] = [:]
+    /// The close times of `slots`, ascending.
+    private var closeTimes: [Timestamp] = []
+    /// (close time, serialised key) of the slots changed since the last write-back.
+    private var dirty: [(Timestamp, [UInt8])] = []
+    /// Store keys of emitted updates the byte store holds: deleted at the next write-back.
+    private var removed: [[UInt8]] = []
 
     init(_ store: any KeyValueStore, keySerde: AnySerde<Key>, valueSerde: AnySerde<Value>) {
         self.stateStore = store
@@ -118,60 +166,139 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer {
         self.valueSerde = valueSerde
     }
 
-    func observedStreamTime() throws -> Timestamp {
-        if let observedCache { return observedCache }
-        var time = Timestamp.min
-        if let bytes = try stateStore.get(Self.observedKey) {
-            guard bytes.count == 8 else { throw EddyError(.corrupt, "store \(name): stream time of \(bytes.count) bytes") }
-            time = StoreBytes.readOrdered(bytes, at: 0)
+    /// Reads the whole byte store into memory, once.
+    private func load() throws {
+        guard !loaded else { return }
+        var entries: [KeyValue] = []
+        try stateStore.forEach(from: nil, to: nil, reverse: false) { entries.append($0); return true }
+        for entry in entries {
+            if entry.key == Self.observedKey {
+                guard entry.value.count == 8 else {
+                    throw EddyError(.corrupt, "store \(name): stream time of \(entry.value.count) bytes")
+                }
+                observed = StoreBytes.readOrdered(entry.value, at: 0)
+                continue
+            }
+            guard entry.key.count >= 8 else { throw EddyError(.corrupt, "store \(name): key of \(entry.key.count) bytes") }
+            let close = StoreBytes.readOrdered(entry.key, at: 0)
+            let keyBytes = Array(entry.key[8...])
+            insertCloseTime(close)
+            slots[close, default: [:]][keyBytes] = Slot(key: try keySerde.deserialize(keyBytes), entry: try decode(entry.value),
+                                                        stored: true, dirty: false)
         }
-        observedCache = time
-        return time
+        loaded = true
+    }
+
+    private func insertCloseTime(_ close: Timestamp) {
+        guard slots[close] == nil else { return }
+        // Close times mostly grow: search from the end.
+        var i = closeTimes.count
+        while i > 0 && closeTimes[i - 1] > close { i -= 1 }
+        closeTimes.insert(close, at: i)
+    }
+
+    func observedStreamTime() throws -> Timestamp {
+        try load()
+        return observed
     }
 
     func setObservedStreamTime(_ time: Timestamp) throws {
-        try stateStore.put(Self.observedKey, StoreBytes.ordered(time))
-        observedCache = time
-    }
-
-    private func storeKey(_ key: Key, _ closeTime: Timestamp) throws -> [UInt8] {
-        var bytes = StoreBytes.ordered(closeTime)
-        bytes.append(contentsOf: try keySerde.serialize(key))
-        return bytes
+        try load()
+        observed = time
+        observedDirty = true
     }
 
     func get(_ key: Key, closeTime: Timestamp) throws -> BufferedChange<Value>? {
-        try stateStore.get(try storeKey(key, closeTime)).map(decode)
+        try load()
+        return slots[closeTime]?[try keySerde.serialize(key)]?.entry
     }
 
     func put(_ key: Key, closeTime: Timestamp, _ entry: BufferedChange<Value>) throws {
-        try stateStore.put(try storeKey(key, closeTime), try encode(entry))
-        if case .some(let known) = minimumCloseTime, known.map({ closeTime < $0 }) ?? true {
-            minimumCloseTime = .some(closeTime)
+        try load()
+        try set(key, keyBytes: try keySerde.serialize(key), closeTime: closeTime) { $0 = entry }
+    }
+
+    func buffer(_ key: Key, closeTime: Timestamp, change: Change<Value>, timestamp: Timestamp, headers: [Header]) throws {
+        try load()
+        try set(key, keyBytes: try keySerde.serialize(key), closeTime: closeTime) { entry in
+            if entry == nil {
+                entry = BufferedChange(change: change, timestamp: timestamp, headers: headers)
+            } else {
+                entry!.change.newValue = change.newValue
+                entry!.timestamp = timestamp
+                entry!.headers = headers
+            }
         }
     }
 
-    func takeClosed(upTo time: Timestamp) throws -> [(key: Key, entry: BufferedChange<Value>)] {
-        if case .some(let known) = minimumCloseTime, known.map({ $0 > time }) ?? true { return [] }
-        var closed: [KeyValue] = []
-        var next: Timestamp? = nil
-        try stateStore.forEach(from: StoreBytes.ordered(.min), to: nil, reverse: false) { entry in
-            guard entry.key.count >= 8 else { return true }
-            let close = StoreBytes.readOrdered(entry.key, at: 0)
-            if close > time {
-                next = close
-                return false
+    /// Updates the slot of (`closeTime`, `keyBytes`) in place and marks it dirty.
+    private func set(_ key: Key, keyBytes: [UInt8], closeTime: Timestamp,
+                     _ update: (inout BufferedChange<Value>?) throws -> Void) throws {
+        insertCloseTime(closeTime)
+        var wasDirty = false
+        try { (slot: inout Slot?) in
+            var entry = slot?.entry
+            try update(&entry)
+            guard let entry else { return }
+            if slot == nil {
+                slot = Slot(key: key, entry: entry, stored: false, dirty: true)
+            } else {
+                wasDirty = slot!.dirty
+                slot!.entry = entry
+                slot!.dirty = true
             }
-            closed.append(entry)
-            return true
-        }
-        minimumCloseTime = .some(next)
+        }(&slots[closeTime, default: [:]][keyBytes])
+        if !wasDirty { dirty.append((closeTime, keyBytes)) }
+    }
+
+    func takeClosed(upTo time: Timestamp) throws -> [(key: Key, entry: BufferedChange<Value>)] {
+        try load()
+        guard let first = closeTimes.first, first <= time else { return [] }
         var result: [(key: Key, entry: BufferedChange<Value>)] = []
-        for entry in closed {
-            result.append((try keySerde.deserialize(Array(entry.key[8...])), try decode(entry.value)))
-            try stateStore.delete(entry.key)
+        var n = 0
+        while n < closeTimes.count, closeTimes[n] <= time {
+            let close = closeTimes[n]
+            let bucket = slots.removeValue(forKey: close) ?? [:]
+            // Sort the keys alone: plain byte arrays, so the sort runs specialised.
+            var keys = Array(bucket.keys)
+            keys.sort(by: StoreBytes.less)
+            result.reserveCapacity(result.count + keys.count)
+            for keyBytes in keys {
+                let slot = bucket[keyBytes]!
+                if slot.stored {
+                    var storeKey = StoreBytes.ordered(close)
+                    storeKey.append(contentsOf: keyBytes)
+                    removed.append(storeKey)
+                }
+                result.append((slot.key, slot.entry))
+            }
+            n += 1
         }
+        closeTimes.removeFirst(n)
         return result
+    }
+
+    /// Writes the changes since the last write-back into the byte store's write buffer:
+    /// deletes of emitted updates it holds, then the changed updates and the stream time.
+    func writeBack() throws {
+        guard loaded else { return }
+        for key in removed { try stateStore.delete(key) }
+        removed.removeAll(keepingCapacity: true)
+        for (close, keyBytes) in dirty {
+            // Emitted since it changed: nothing to write (its delete, if stored, is above).
+            guard var slot = slots[close]?[keyBytes], slot.dirty else { continue }
+            var storeKey = StoreBytes.ordered(close)
+            storeKey.append(contentsOf: keyBytes)
+            try stateStore.put(storeKey, try encode(slot.entry))
+            slot.stored = true
+            slot.dirty = false
+            slots[close]![keyBytes] = slot
+        }
+        dirty.removeAll(keepingCapacity: true)
+        if observedDirty {
+            try stateStore.put(Self.observedKey, StoreBytes.ordered(observed))
+            observedDirty = false
+        }
     }
 
     /// Timestamp (8) · flags (1: new value present, 2: old value present) · the present values
@@ -214,7 +341,10 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer {
         return BufferedChange(change: Change(newValue: new, oldValue: old), timestamp: timestamp, headers: headers)
     }
 
-    func flush() throws { if stateStore.hasUncommittedChanges && stateStore.changelog == nil { try stateStore.commit() } }
+    func flush() throws {
+        try writeBack()
+        if stateStore.hasUncommittedChanges && stateStore.changelog == nil { try stateStore.commit() }
+    }
     func close() { stateStore.close() }
 }
 
@@ -224,11 +354,22 @@ extension PersistentSuppressionBuffer: StateStoreBacked {
 
 extension StorePersistence {
     /// The persistent variant of a suppression buffer, when both serdes are known.
+    ///
+    /// Logged (under the runtime), the byte store is in memory, as Kafka's suppression buffer
+    /// is: the changelog is what makes it durable, and a start restores it from there. Its
+    /// changelog stays small (only updates that outlive a commit reach it, and it is compacted),
+    /// and the buffer costs no RocksDB write. Unlogged (the test driver's persistent mode), it
+    /// is a RocksDB store, so it survives a restart by itself.
     static func suppressionBuffer<K, V>(_ name: String, _ key: AnySerde<K>?, _ value: AnySerde<V>?) -> StorePersistence.Factory? {
         guard let key, let value else { return nil }
         return { directory, partition in
-            PersistentSuppressionBuffer(try directory.keyValueStore(named: name, changelog: StorePersistence.changelog(name, directory, partition)),
-                                        keySerde: key, valueSerde: value)
+            let store: any KeyValueStore
+            if let changelog = StorePersistence.changelog(name, directory, partition) {
+                store = try InMemoryKeyValueStore(name: name, changelog: changelog)
+            } else {
+                store = try directory.keyValueStore(named: name, changelog: nil)
+            }
+            return PersistentSuppressionBuffer(store, keySerde: key, valueSerde: value)
         }
     }
 }
