@@ -331,7 +331,8 @@ final class StreamThread: RebalanceListener, RecordCollector {
             let task: StreamTask
             do {
                 task = try StreamTask(topology: topology, subtopology: sub, id: id,
-                                      applicationID: configuration.applicationID, collector: self, globalStores: [:],
+                                      applicationID: configuration.applicationID, collector: self,
+                                      globalStores: application.globalStores,
                                       wallClockTime: Int64(Date().timeIntervalSince1970 * 1000),
                                       stateDirectory: directory, loggedStores: true)
                 for store in stateStores(task) where store.changelog != nil {

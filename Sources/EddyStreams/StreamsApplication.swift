@@ -60,14 +60,14 @@ public final class StreamsApplication: @unchecked Sendable {
     private var controls: [StreamThreadControl] = []
     private var rocksDB: RocksDBEnvironment?
 
+    /// The global thread (when the topology has global tables) and its control.
+    private var global: (thread: GlobalStreamThread, control: StreamThreadControl)?
+    private var sharedGlobalStores: [String: any TaskStore] = [:]
+
     /// Checks the configuration and the topology. Throws ``EddyError/Code/invalidArgument`` for
-    /// bad settings and ``EddyError/Code/unsupported`` for a topology with global tables (not
-    /// run by stream threads yet).
+    /// bad settings.
     public init(topology: Topology, backend: any LogBackend, configuration: StreamsConfiguration) throws {
         try configuration.validate()
-        if topology.globalSubtopology != nil {
-            throw EddyError(.unsupported, "global tables are not supported by the stream threads yet")
-        }
         self.topology = topology
         self.backend = backend
         self.configuration = configuration
@@ -78,8 +78,11 @@ public final class StreamsApplication: @unchecked Sendable {
 
     /// The first error a stream thread stopped with, if any.
     public var failure: EddyError? {
-        lock.withLock { controls.lazy.compactMap { $0.snapshot().error }.first }
+        lock.withLock { (controls + (global.map { [$0.control] } ?? [])).lazy.compactMap { $0.snapshot().error }.first }
     }
+
+    /// The stores of the global tables, shared by every task of every stream thread.
+    var globalStores: [String: any TaskStore] { lock.withLock { sharedGlobalStores } }
 
     /// Records skipped by ``ErrorHandlerResponse/logAndContinue`` handlers, over all threads.
     public var skippedRecordCount: Int {
@@ -114,7 +117,7 @@ public final class StreamsApplication: @unchecked Sendable {
         lock.withLock {
             guard currentState.isRunningOrRebalancing else { return }
             let states = controls.map { $0.snapshot().state }
-            if states.contains(.failed) {
+            if states.contains(.failed) || global?.control.snapshot().state == .failed {
                 transition(to: .error)
             } else if states.allSatisfy({ $0 == .running || $0 == .stopped }) {
                 transition(to: .running)
@@ -124,7 +127,9 @@ public final class StreamsApplication: @unchecked Sendable {
         }
     }
 
-    /// Creates missing topics and starts the stream threads; returns at once. `created ->
+    /// Creates missing topics and starts the stream threads; returns at once, except that a
+    /// topology with global tables first reads them up to their topics' current end (see
+    /// ``StreamsBuilder/globalTable(_:key:value:materializedAs:named:)``). `created ->
     /// rebalancing`. Throws ``EddyError/Code/invalidState`` unless the state is `created`,
     /// ``EddyError/Code/unknownTopic`` for a missing source topic, and the backend's errors.
     public func start() throws {
@@ -135,6 +140,20 @@ public final class StreamsApplication: @unchecked Sendable {
             try createTopics()
             let environment = try RocksDBEnvironment(log: configuration.log)
             rocksDB = environment
+            if let subtopology = topology.globalSubtopology {
+                let thread = try GlobalStreamThread(application: self, subtopology: subtopology)
+                do { try thread.bootstrap() } catch {
+                    thread.close()
+                    throw error
+                }
+                let control = StreamThreadControl(index: -1)
+                global = (thread, control)
+                sharedGlobalStores = thread.stores
+                let runner = Thread { [self] in thread.run(control: control, application: self) }
+                runner.name = "\(configuration.applicationID)-GlobalStreamThread"
+                runner.stackSize = 8 << 20
+                runner.start()
+            }
             transition(to: .rebalancing)
             for index in 0..<configuration.threads {
                 let control = StreamThreadControl(index: index)
@@ -153,8 +172,9 @@ public final class StreamsApplication: @unchecked Sendable {
 
     /// Stops the threads gracefully and waits for them (up to `timeout`). Each thread commits
     /// its tasks (or, if the commit fails, aborts and closes them without committing), closes
-    /// its stores, releases its state directories and leaves the group. Returns whether every
-    /// thread stopped in time. Idempotent; `-> pendingShutdown -> notRunning`.
+    /// its stores, releases its state directories and leaves the group; the global thread, if
+    /// any, stops last. Returns whether every thread stopped in time. Idempotent;
+    /// `-> pendingShutdown -> notRunning`.
     @discardableResult
     public func close(timeout: Duration = StreamsApplication.defaultCloseTimeout) -> Bool {
         let toJoin: [StreamThreadControl] = lock.withLock {
@@ -166,6 +186,10 @@ public final class StreamsApplication: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         var allStopped = true
         for control in toJoin where !control.waitStopped(until: deadline) { allStopped = false }
+        if !toJoin.isEmpty, let globalControl = lock.withLock({ global?.control }) {
+            globalControl.requestStop()
+            if !globalControl.waitStopped(until: deadline) { allStopped = false }
+        }
         lock.withLock {
             if currentState == .pendingShutdown, allStopped { transition(to: .notRunning) }
         }

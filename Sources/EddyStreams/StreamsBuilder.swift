@@ -135,6 +135,12 @@ public final class StreamsBuilder {
     /// A global table: every task sees all partitions of `topic`, so it can be joined with
     /// streams of any partitioning. Read by the global sub-topology into the key-value store
     /// `materializedAs` (generated when nil).
+    ///
+    /// Under ``StreamsApplication``, each worker runs a global thread that reads every
+    /// partition of `topic` into an in-memory store shared by all its stream threads: at
+    /// ``StreamsApplication/start()`` up to the topic's end before any stream thread starts,
+    /// then continuously. The store is rebuilt from the topic at each start (the topic is its
+    /// changelog, as in Kafka Streams), so it needs no changelog of its own.
     @discardableResult
     public func globalTable<KS: Serde, VS: Serde>(_ topic: String, key: KS, value: VS,
                                                   materializedAs storeName: String? = nil,
@@ -143,8 +149,10 @@ public final class StreamsBuilder {
         let store = storeName ?? "\(topic)-STATE-STORE-\(nodeName.suffix(10))"
         do { try Names.validateTopic(topic) } catch let e as EddyError { errors.append(e.message) } catch {}
         addSourceTopic(topic, node: nodeName)
+        // In memory and shared: the stream threads' tasks read it while the global thread
+        // writes (the test driver's RocksDB mode uses the persistent variant).
         addStore(store, kind: .keyValue, persistent: StorePersistence.keyValue(store, AnySerde(key), AnySerde(value))) {
-            InMemoryTaskKeyValueStore<KS.Value, VS.Value>(name: store)
+            SharedTaskKeyValueStore<KS.Value, VS.Value>(name: store)
         }
         addNode(nodeName, kind: .source(topics: [topic], extractor: nil), parents: [], stores: [store], isGlobal: true) { children in
             TableSourceNode(name: nodeName, children: children, key: key, value: value, store: store)

@@ -1,4 +1,5 @@
 import EddyCore
+import Foundation
 
 /// A store a task's processors use, with typed keys and values.
 ///
@@ -233,4 +234,58 @@ public final class InMemoryTaskSessionStore<Key: Hashable, Value>: TaskSessionSt
     }
     public func flush() throws {}
     public func close() {}
+}
+
+/// The in-memory store of a global table: a ``TaskKeyValueStore`` of Swift values that one
+/// writer (the global thread) and any number of readers (the stream threads' tasks) share.
+/// Every call takes a read-write lock, so a read sees each write whole; readers do not block
+/// each other.
+public final class SharedTaskKeyValueStore<Key: Hashable, Value>: TaskKeyValueStore, @unchecked Sendable {
+    // @unchecked: `entries` is read and written only under `lock`.
+    public let name: String
+    private var entries: [Key: Value] = [:]
+    private let lock = ReadWriteLock()
+    /// An empty store named `name`.
+    public init(name: String) { self.name = name }
+
+    /// The value for `key`, or `nil`.
+    public func get(_ key: Key) -> Value? { lock.reading { entries[key] } }
+    /// Sets the value for `key`; `nil` deletes it.
+    public func put(_ key: Key, _ value: Value?) { lock.writing { entries[key] = value } }
+    /// Removes `key`, returning its old value.
+    @discardableResult public func delete(_ key: Key) -> Value? { lock.writing { entries.removeValue(forKey: key) } }
+    /// Every entry, in no particular order.
+    public func all() -> [(key: Key, value: Value)] { lock.reading { entries.map { ($0.key, $0.value) } } }
+    /// Number of keys.
+    public var count: Int { lock.reading { entries.count } }
+    public func flush() throws {}
+    public func close() {}
+}
+
+/// A POSIX read-write lock.
+final class ReadWriteLock: @unchecked Sendable {
+    // @unchecked: the lock is the synchronisation.
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    init() {
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        precondition(pthread_rwlock_init(lock, nil) == 0, "pthread_rwlock_init failed")
+    }
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deinitialize(count: 1)
+        lock.deallocate()
+    }
+    @inline(__always)
+    func reading<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+    @inline(__always)
+    func writing<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
 }
