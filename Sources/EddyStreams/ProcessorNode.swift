@@ -202,6 +202,12 @@ struct Nullability<V>: @unchecked Sendable {
     }
     private static func open<N: NullableSerde, T>(_ serde: N, as: T.Type) -> Nullability<T>? {
         guard let null = serde.nullValue as? T else { return nil }
+        if T.self == N.Value.self {
+            // The usual case: the same type, so no dynamic cast per record.
+            return Nullability<T>(nullValue: null, isNull: { value in
+                serde.isNull(unsafeBitCast(value, to: N.Value.self))
+            })
+        }
         return Nullability<T>(nullValue: null, isNull: { value in
             guard let v = value as? N.Value else { return false }
             return serde.isNull(v)

@@ -166,9 +166,10 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
         self.valueSerde = valueSerde
     }
 
-    /// Reads the whole byte store into memory, once.
+    /// Reads the whole byte store into memory, once. Callers test `loaded` first: the check
+    /// costs nothing inline, whereas entering this unspecialised generic function looks up
+    /// generic metadata on every call.
     private func load() throws {
-        guard !loaded else { return }
         var entries: [KeyValue] = []
         try stateStore.forEach(from: nil, to: nil, reverse: false) { entries.append($0); return true }
         for entry in entries {
@@ -198,28 +199,28 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
     }
 
     func observedStreamTime() throws -> Timestamp {
-        try load()
+        if !loaded { try load() }
         return observed
     }
 
     func setObservedStreamTime(_ time: Timestamp) throws {
-        try load()
+        if !loaded { try load() }
         observed = time
         observedDirty = true
     }
 
     func get(_ key: Key, closeTime: Timestamp) throws -> BufferedChange<Value>? {
-        try load()
+        if !loaded { try load() }
         return slots[closeTime]?[try keySerde.serialize(key)]?.entry
     }
 
     func put(_ key: Key, closeTime: Timestamp, _ entry: BufferedChange<Value>) throws {
-        try load()
+        if !loaded { try load() }
         try set(key, keyBytes: try keySerde.serialize(key), closeTime: closeTime) { $0 = entry }
     }
 
     func buffer(_ key: Key, closeTime: Timestamp, change: Change<Value>, timestamp: Timestamp, headers: [Header]) throws {
-        try load()
+        if !loaded { try load() }
         try set(key, keyBytes: try keySerde.serialize(key), closeTime: closeTime) { entry in
             if entry == nil {
                 entry = BufferedChange(change: change, timestamp: timestamp, headers: headers)
@@ -252,7 +253,7 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
     }
 
     func takeClosed(upTo time: Timestamp) throws -> [(key: Key, entry: BufferedChange<Value>)] {
-        try load()
+        if !loaded { try load() }
         guard let first = closeTimes.first, first <= time else { return [] }
         var result: [(key: Key, entry: BufferedChange<Value>)] = []
         var n = 0
