@@ -47,6 +47,32 @@ struct StreamTimeRestartTests {
         // (The window was already expired from the store too, so its count starts again.)
         #expect(try fixture.output("restarted")["a@0"]?.count == 2)
     }
+
+    @Test("tasks re-initialised after a failed commit resume the committed stream time")
+    func failedCommitResumesStreamTime() throws {
+        let fixture = try StreamTimeFixture()
+        defer { fixture.remove() }
+        try fixture.produce([(0, "a", 1_000), (0, "b", 20_000), (1, "c", 5_000)])
+        let logged = LogLines()
+        let app = try fixture.application("fenced", .exactlyOnce, log: { logged.append($0) })
+        try app.start()
+        defer { app.close() }
+        #expect(app.waitUntilIdle(timeout: .seconds(60)))
+        // A new incarnation of the thread's transactional id fences its producer: the commit
+        // of the next records fails, and the tasks are rebuilt from the last commit and
+        // process those records again.
+        let zombie = try fixture.log.makeTransactionalProducer(ProducerConfiguration(), transactionalID: "fenced-0")
+        try zombie.initTransactions()
+        try fixture.produce([(0, "a", 2_000), (0, "d", 25_000), (1, "c", 6_000)])
+        #expect(app.waitUntilIdle(timeout: .seconds(60)))
+        #expect(app.failure == nil, "\(String(describing: app.failure))")
+        app.close()
+        #expect(logged.all.contains { $0.contains("re-initialising its tasks") }, "no failed commit: \(logged.all)")
+        // a@2000 was dropped by the rebuilt task too (stream time 20000 from the commit); each
+        // attempt counted it.
+        #expect(app.metrics.droppedLateRecords >= 1)
+        #expect(try fixture.output("fenced") == ["a@0": [1], "b@20000": [1], "c@0": [1, 2], "d@20000": [1]])
+    }
 }
 
 /// An on-disk embedded log with a 2-partition input topic, and runs of a windowed count
@@ -60,7 +86,7 @@ final class StreamTimeFixture {
         root = NSTemporaryDirectory() + "/eddy-stream-time-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         log = try EmbeddedLog(directory: root + "/log")
-        for topic in ["events", "restarted-out", "uninterrupted-out"] {
+        for topic in ["events", "restarted-out", "uninterrupted-out", "fenced-out"] {
             try log.admin.createTopic(topic, configuration: TopicConfiguration(partitions: Self.partitions))
         }
     }
@@ -92,13 +118,19 @@ final class StreamTimeFixture {
         return try builder.build()
     }
 
+    /// Application `id` with one thread, writing to `<id>-out`.
+    func application(_ id: String, _ guarantee: ProcessingGuarantee,
+                     log: @escaping @Sendable (String) -> Void = { _ in }) throws -> StreamsApplication {
+        try StreamsApplication(topology: try topology(output: "\(id)-out"), backend: self.log,
+                               configuration: StreamsConfiguration(applicationID: id, stateDirectory: root + "/state",
+                                                                   threads: 1, processingGuarantee: guarantee,
+                                                                   commitInterval: .milliseconds(50), log: log))
+    }
+
     /// Runs application `id` (output `<id>-out`) until it has processed and committed all
     /// input, closes it, and returns its task counters.
     func runToIdle(_ id: String, _ guarantee: ProcessingGuarantee) throws -> TaskMetrics {
-        let app = try StreamsApplication(topology: try topology(output: "\(id)-out"), backend: log,
-                                         configuration: StreamsConfiguration(applicationID: id, stateDirectory: root + "/state",
-                                                                             threads: 1, processingGuarantee: guarantee,
-                                                                             commitInterval: .milliseconds(50)))
+        let app = try application(id, guarantee)
         try app.start()
         let idle = app.waitUntilIdle(timeout: .seconds(120))
         let failure = app.failure
