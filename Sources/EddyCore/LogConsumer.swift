@@ -40,11 +40,26 @@ public protocol LogConsumer: AnyObject {
     func pause(_ partitions: [TopicPartition])
     func resume(_ partitions: [TopicPartition])
 
-    /// Commits `offsets` (next offset to read) for the group. Throws
+    /// Commits `offsets` (next offset to read) for the group, with no metadata (any metadata
+    /// committed before for these partitions is cleared). Throws
     /// ``EddyError/Code/consumerFenced`` if this member's generation is stale.
     func commit(_ offsets: [TopicPartition: Offset]) throws
     /// The group's committed offsets for `partitions`.
     func committed(_ partitions: [TopicPartition]) throws -> [TopicPartition: Offset]
+    /// Commits `offsets` with their metadata (Kafka's `commitSync(Map<TopicPartition,
+    /// OffsetAndMetadata>)`): offset and metadata of each partition are stored together and
+    /// replace what was committed before. Same fencing as the plain `commit(_:)`;
+    /// metadata over ``OffsetAndMetadata/maximumMetadataBytes`` is refused with
+    /// ``EddyError/Code/invalidArgument`` and nothing is committed.
+    ///
+    /// Added with a default implementation for consumers that store no metadata: it commits
+    /// the offsets when every metadata is empty and throws ``EddyError/Code/unsupported``
+    /// otherwise. The embedded log and Kafka store the metadata.
+    func commit(_ offsets: [TopicPartition: OffsetAndMetadata]) throws
+    /// The group's committed offsets for `partitions` with their metadata (empty when the
+    /// commit carried none); partitions with no commit are absent. The default implementation
+    /// (for consumers that store no metadata) returns ``committed(_:)`` with empty metadata.
+    func committedWithMetadata(_ partitions: [TopicPartition]) throws -> [TopicPartition: OffsetAndMetadata]
     /// The group, generation and member id, for ``TransactionalProducer/sendOffsetsToTransaction(_:group:)``.
     func groupMetadata() -> ConsumerGroupMetadata?
 
@@ -53,6 +68,21 @@ public protocol LogConsumer: AnyObject {
 }
 
 extension LogConsumer {
+    /// Default for consumers that store no metadata: commits the offsets if every metadata is
+    /// empty, else throws ``EddyError/Code/unsupported`` (never drops metadata silently).
+    public func commit(_ offsets: [TopicPartition: OffsetAndMetadata]) throws {
+        try OffsetAndMetadata.validate(offsets)
+        if let (partition, _) = offsets.first(where: { !$0.value.metadata.isEmpty }) {
+            throw EddyError(.unsupported, "\(type(of: self)) cannot store offset metadata (committing \(partition))")
+        }
+        try commit(offsets.mapValues(\.offset))
+    }
+
+    /// Default for consumers that store no metadata: the committed offsets, with empty metadata.
+    public func committedWithMetadata(_ partitions: [TopicPartition]) throws -> [TopicPartition: OffsetAndMetadata] {
+        try committed(partitions).mapValues { OffsetAndMetadata($0) }
+    }
+
     /// Commits the current positions of all assigned partitions.
     public func commitPositions() throws {
         var offsets: [TopicPartition: Offset] = [:]

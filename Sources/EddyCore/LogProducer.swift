@@ -43,9 +43,31 @@ public protocol TransactionalProducer: LogProducer {
     /// Adds the consumer's offsets (the next offset to read per partition) to the transaction:
     /// they become the group's committed offsets if and only if the transaction commits.
     func sendOffsetsToTransaction(_ offsets: [TopicPartition: Offset], group: ConsumerGroupMetadata) throws
+    /// Adds the consumer's offsets with their metadata to the transaction: offsets and
+    /// metadata become the group's committed ones together, if and only if the transaction
+    /// commits (an abort keeps what was committed before). Metadata over
+    /// ``OffsetAndMetadata/maximumMetadataBytes`` is refused with
+    /// ``EddyError/Code/invalidArgument``, leaving the transaction as it was.
+    ///
+    /// Added with a default implementation for producers that store no metadata: it sends the
+    /// offsets when every metadata is empty and throws ``EddyError/Code/unsupported``
+    /// otherwise. The embedded log and Kafka store the metadata.
+    func sendOffsetsToTransaction(_ offsets: [TopicPartition: OffsetAndMetadata], group: ConsumerGroupMetadata) throws
     /// Flushes and commits. Throws if the commit failed; the transaction is then aborted.
     func commitTransaction() throws
     func abortTransaction() throws
+}
+
+extension TransactionalProducer {
+    /// Default for producers that store no offset metadata: sends the offsets if every
+    /// metadata is empty, else throws ``EddyError/Code/unsupported`` (never drops it silently).
+    public func sendOffsetsToTransaction(_ offsets: [TopicPartition: OffsetAndMetadata], group: ConsumerGroupMetadata) throws {
+        try OffsetAndMetadata.validate(offsets)
+        if let (partition, _) = offsets.first(where: { !$0.value.metadata.isEmpty }) {
+            throw EddyError(.unsupported, "\(type(of: self)) cannot store offset metadata (sending \(partition))")
+        }
+        try sendOffsetsToTransaction(offsets.mapValues(\.offset), group: group)
+    }
 }
 
 /// What a transactional producer needs to commit a consumer's offsets in a transaction and

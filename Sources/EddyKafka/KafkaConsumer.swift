@@ -317,9 +317,15 @@ final class KafkaConsumer: LogConsumer {
 
     /// `rd_kafka_commit` (synchronous).
     func commit(_ offsets: [TopicPartition: Offset]) throws {
+        try commit(offsets.mapValues { OffsetAndMetadata($0) })
+    }
+
+    /// `rd_kafka_commit` (synchronous) with each element's `metadata` set.
+    func commit(_ offsets: [TopicPartition: OffsetAndMetadata]) throws {
         try checkOpen()
         guard configuration.groupID != nil else { throw EddyError(.invalidState, "commit needs a consumer group") }
         guard !offsets.isEmpty else { return }
+        try OffsetAndMetadata.validate(offsets)
         let list = RDKafkaTopicPartitionList(offsets)
         let err = rd_kafka_commit(client.handle, list.pointer, 0)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw RDKafkaError.error(err, "commit", redactor: client.redactor) }
@@ -335,6 +341,20 @@ final class KafkaConsumer: LogConsumer {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw RDKafkaError.error(err, "committed offsets", redactor: client.redactor) }
         var result: [TopicPartition: Offset] = [:]
         for e in list.elements where e.error == RD_KAFKA_RESP_ERR_NO_ERROR && e.offset >= 0 { result[e.topicPartition] = e.offset }
+        return result
+    }
+
+    /// `rd_kafka_committed`, reading each element's `metadata` too.
+    func committedWithMetadata(_ partitions: [TopicPartition]) throws -> [TopicPartition: OffsetAndMetadata] {
+        try checkOpen()
+        guard configuration.groupID != nil else { throw EddyError(.invalidState, "committed offsets need a consumer group") }
+        let list = RDKafkaTopicPartitionList(partitions)
+        let err = rd_kafka_committed(client.handle, list.pointer, Int32(log.configuration.requestTimeoutMilliseconds))
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw RDKafkaError.error(err, "committed offsets", redactor: client.redactor) }
+        var result: [TopicPartition: OffsetAndMetadata] = [:]
+        for e in list.elements where e.error == RD_KAFKA_RESP_ERR_NO_ERROR && e.offset >= 0 {
+            result[e.topicPartition] = OffsetAndMetadata(e.offset, metadata: e.metadata)
+        }
         return result
     }
 

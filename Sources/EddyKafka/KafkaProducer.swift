@@ -296,12 +296,19 @@ final class KafkaProducer: TransactionalProducer {
         try transition(.inTransaction)
     }
 
-    /// `rd_kafka_send_offsets_to_transaction` with the group metadata rebuilt from `group`
-    /// (`rd_kafka_consumer_group_metadata_new_with_genid`).
+    /// `rd_kafka_send_offsets_to_transaction`.
     func sendOffsetsToTransaction(_ offsets: [TopicPartition: Offset], group: ConsumerGroupMetadata) throws {
+        try sendOffsetsToTransaction(offsets.mapValues { OffsetAndMetadata($0) }, group: group)
+    }
+
+    /// `rd_kafka_send_offsets_to_transaction` with each element's `metadata` set (the broker
+    /// stores it with the offset when the transaction commits) and the group metadata rebuilt
+    /// from `group` (`rd_kafka_consumer_group_metadata_new_with_genid`).
+    func sendOffsetsToTransaction(_ offsets: [TopicPartition: OffsetAndMetadata], group: ConsumerGroupMetadata) throws {
         try requireTransactional()
         guard state == .inTransaction else { throw EddyError(.invalidState, "no open transaction (state \(state))") }
         guard !offsets.isEmpty else { return }
+        try OffsetAndMetadata.validate(offsets)
         let list = RDKafkaTopicPartitionList(offsets)
         guard let metadata = rd_kafka_consumer_group_metadata_new_with_genid(group.groupID, Int32(group.generation),
                                                                              group.memberID, nil) else {

@@ -1,5 +1,6 @@
 import CRdKafka
 import EddyCore
+import Foundation
 
 /// An owned `rd_kafka_topic_partition_list_t` (`rd_kafka_topic_partition_list_new`, `_add`,
 /// destroyed with `rd_kafka_topic_partition_list_destroy`). Confined to the thread that made it.
@@ -34,6 +35,14 @@ final class RDKafkaTopicPartitionList {
         for (partition, offset) in offsets.sorted(by: { $0.key < $1.key }) { add(partition, offset: offset) }
     }
 
+    /// Offsets with their metadata (empty metadata: none).
+    convenience init(_ offsets: [TopicPartition: OffsetAndMetadata]) {
+        self.init(capacity: offsets.count)
+        for (partition, entry) in offsets.sorted(by: { $0.key < $1.key }) {
+            add(partition, offset: entry.offset, metadata: entry.metadata)
+        }
+    }
+
     deinit { if owned { rd_kafka_topic_partition_list_destroy(pointer) } }
 
     /// `rd_kafka_topic_partition_list_add`, then sets the offset.
@@ -42,18 +51,37 @@ final class RDKafkaTopicPartitionList {
         element.pointee.offset = offset
     }
 
+    /// `rd_kafka_topic_partition_list_add`, then sets the offset and the element's
+    /// `metadata`/`metadata_size` (a `malloc`ed copy of the UTF-8 bytes, which
+    /// `rd_kafka_topic_partition_list_destroy` frees; none when `metadata` is empty).
+    func add(_ partition: TopicPartition, offset: Int64, metadata: String) {
+        let element = rd_kafka_topic_partition_list_add(pointer, partition.topic, Int32(partition.partition))!
+        element.pointee.offset = offset
+        let bytes = Array(metadata.utf8)
+        guard !bytes.isEmpty, let copy = malloc(bytes.count) else { return }
+        bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        element.pointee.metadata = copy
+        element.pointee.metadata_size = bytes.count
+    }
+
     struct Element {
         var topicPartition: TopicPartition
         var offset: Int64
         var error: rd_kafka_resp_err_t
+        /// The element's `metadata` as text (committed offsets' metadata); empty when none.
+        var metadata: String
     }
 
     var elements: [Element] {
         let list = pointer.pointee
         return (0..<Int(list.cnt)).map { i in
             let e = list.elems[i]
+            var metadata = ""
+            if let bytes = e.metadata, e.metadata_size > 0 {
+                metadata = String(decoding: UnsafeRawBufferPointer(start: bytes, count: e.metadata_size), as: UTF8.self)
+            }
             return Element(topicPartition: TopicPartition(String(cString: e.topic), Int(e.partition)),
-                           offset: e.offset, error: e.err)
+                           offset: e.offset, error: e.err, metadata: metadata)
         }
     }
 

@@ -234,7 +234,7 @@ final class EmbeddedConsumer: LogConsumer {
 
     /// Where reading starts for a partition without a position: the committed offset, else the reset policy.
     private func initialPosition(_ tp: TopicPartition, _ partition: PartitionLog) throws -> Offset {
-        if let group = configuration.groupID, let committed = log.groups.committed(group: group)[tp] {
+        if let group = configuration.groupID, let committed = log.groups.committed(group: group, tp) {
             if committed >= partition.startOffset && committed <= partition.endOffset { return committed }
         }
         return try resetPosition(tp, partition)
@@ -404,6 +404,11 @@ final class EmbeddedConsumer: LogConsumer {
     }
 
     func commit(_ offsets: [TopicPartition: Offset]) throws {
+        try commit(offsets.mapValues { OffsetAndMetadata($0) })
+    }
+
+    /// Stores offsets and metadata in `__consumer_offsets` (one batch: all or nothing).
+    func commit(_ offsets: [TopicPartition: OffsetAndMetadata]) throws {
         try checkOpen()
         let group = try requireGroup()
         guard !offsets.isEmpty else { return }
@@ -423,6 +428,15 @@ final class EmbeddedConsumer: LogConsumer {
         let all = log.groups.committed(group: group)
         var result: [TopicPartition: Offset] = [:]
         for tp in partitions { if let offset = all[tp] { result[tp] = offset } }
+        return result
+    }
+
+    func committedWithMetadata(_ partitions: [TopicPartition]) throws -> [TopicPartition: OffsetAndMetadata] {
+        try checkOpen()
+        let group = try requireGroup()
+        let all = log.groups.committedWithMetadata(group: group)
+        var result: [TopicPartition: OffsetAndMetadata] = [:]
+        for tp in partitions { if let entry = all[tp] { result[tp] = entry } }
         return result
     }
 

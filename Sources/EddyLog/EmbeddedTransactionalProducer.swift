@@ -170,6 +170,10 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
     }
 
     func sendOffsetsToTransaction(_ offsets: [TopicPartition: Offset], group: ConsumerGroupMetadata) throws {
+        try sendOffsetsToTransaction(offsets.mapValues { OffsetAndMetadata($0) }, group: group)
+    }
+
+    func sendOffsetsToTransaction(_ offsets: [TopicPartition: OffsetAndMetadata], group: ConsumerGroupMetadata) throws {
         try check(.sendOffsets, "sendOffsetsToTransaction()")
         guard let identity else { throw EddyError(.invalidState, "initTransactions() was not called") }
         do {

@@ -27,7 +27,8 @@ final class GroupCoordinator: @unchecked Sendable {
     final class Group {
         var generation = 0
         var members: [String: Member] = [:]
-        var committed: [TopicPartition: Offset] = [:]
+        /// Committed offsets with their metadata (empty when the commit carried none).
+        var committed: [TopicPartition: OffsetAndMetadata] = [:]
     }
 
     struct Member {
@@ -229,7 +230,8 @@ final class GroupCoordinator: @unchecked Sendable {
     /// generation, else ``EddyError/Code/consumerFenced``. A consumer outside the group
     /// (`assign`) may commit only while the group has no members (Kafka's rule for simple
     /// consumers), else ``EddyError/Code/invalidState``.
-    func commit(group: String, memberID: String?, generation: Int, offsets: [TopicPartition: Offset]) throws {
+    func commit(group: String, memberID: String?, generation: Int, offsets: [TopicPartition: OffsetAndMetadata]) throws {
+        try OffsetAndMetadata.validate(offsets)
         let log = try requireLog()
         try lock.withLock {
             let state = groups[group] ?? Group()
@@ -267,7 +269,7 @@ final class GroupCoordinator: @unchecked Sendable {
 
     /// Writes offsets committed by a transaction (after its commit markers). No generation check:
     /// it was done when the offsets were added to the transaction.
-    func applyTransactional(group: String, offsets: [TopicPartition: Offset]) throws {
+    func applyTransactional(group: String, offsets: [TopicPartition: OffsetAndMetadata]) throws {
         let log = try requireLog()
         try lock.withLock {
             let state = groups[group] ?? Group()
@@ -278,10 +280,22 @@ final class GroupCoordinator: @unchecked Sendable {
     }
 
     func committed(group: String) -> [TopicPartition: Offset] {
+        lock.withLock { groups[group]?.committed.mapValues(\.offset) ?? [:] }
+    }
+
+    /// The group's committed offsets with their metadata.
+    func committedWithMetadata(group: String) -> [TopicPartition: OffsetAndMetadata] {
         lock.withLock { groups[group]?.committed ?? [:] }
     }
 
+    /// The committed offset of one partition (without copying the group's table).
+    func committed(group: String, _ partition: TopicPartition) -> Offset? {
+        lock.withLock { groups[group]?.committed[partition]?.offset }
+    }
+
+    /// Overwrites committed offsets (their metadata is cleared, as Kafka's offset reset does).
     func alterCommitted(group: String, offsets: [TopicPartition: Offset]) throws {
+        let offsets = offsets.mapValues { OffsetAndMetadata($0) }
         let log = try requireLog()
         try lock.withLock {
             let state = groups[group] ?? Group()
@@ -325,18 +339,62 @@ final class GroupCoordinator: @unchecked Sendable {
         Array("offset/\(group)/\(tp.topic)/\(tp.partition)".utf8)
     }
 
+    /// Version of a record value that carries metadata (``encodeOffset(_:)``).
+    static let offsetValueVersionWithMetadata: Int16 = 1
+
+    /// Record value of a committed offset. Two layouts, told apart by length:
+    /// - 8 bytes: the offset (big-endian Int64) and no metadata. The only layout before offset
+    ///   metadata existed, still written when the metadata is empty, so logs written by either
+    ///   version read the same.
+    /// - otherwise (at least 12 bytes): version (Int16, 1), offset (Int64), metadata length
+    ///   (Int16) and the metadata's UTF-8 bytes; all big-endian, like Kafka's offset values.
+    static func encodeOffset(_ entry: OffsetAndMetadata) -> [UInt8] {
+        var value: [UInt8] = []
+        if entry.metadata.isEmpty {
+            value.appendBigEndian(entry.offset)
+            return value
+        }
+        let metadata = Array(entry.metadata.utf8)
+        value.reserveCapacity(12 + metadata.count)
+        value.appendBigEndian(offsetValueVersionWithMetadata)
+        value.appendBigEndian(entry.offset)
+        value.appendBigEndian(Int16(metadata.count))  // <= OffsetAndMetadata.maximumMetadataBytes
+        value.append(contentsOf: metadata)
+        return value
+    }
+
+    /// Reads a value written by ``encodeOffset(_:)``. Throws ``EddyError/Code/corrupt`` for a
+    /// value that fits neither layout, ``EddyError/Code/unsupported`` for a newer version.
+    static func decodeOffset(_ value: UnsafeRawBufferPointer, context: String) throws -> OffsetAndMetadata {
+        var reader = ByteReader(value, context: context)
+        if value.count == 8 { return OffsetAndMetadata(try reader.readInt64()) }
+        let version = try reader.readInt16()
+        guard version == offsetValueVersionWithMetadata else {
+            throw EddyError(.unsupported, "\(context): committed offset value version \(version) is newer than this Eddy understands (\(offsetValueVersionWithMetadata))")
+        }
+        let offset = try reader.readInt64()
+        let length = Int(try reader.readInt16())
+        guard length >= 0, length == reader.remaining else {
+            throw EddyError(.corrupt, "\(context): metadata length \(length) does not match the \(reader.remaining) bytes left")
+        }
+        let bytes = try reader.readBytes(length)
+        guard let metadata = String(validating: bytes, as: UTF8.self) else {
+            throw EddyError(.corrupt, "\(context): metadata is not UTF-8")
+        }
+        return OffsetAndMetadata(offset, metadata: metadata)
+    }
+
     /// Must hold `lock`. One batch per call: a commit is all or nothing.
-    private func write(group: String, offsets: [TopicPartition: Offset] = [:], deletions: [TopicPartition] = [],
+    private func write(group: String, offsets: [TopicPartition: OffsetAndMetadata] = [:], deletions: [TopicPartition] = [],
                        log: EmbeddedLog) throws {
         guard !offsets.isEmpty || !deletions.isEmpty else { return }
         let partition = try log.partition(TopicPartition(EmbeddedLog.offsetsTopic, 0))
         var builder = RecordBatchBuilder()
         let now = log.now
-        for (tp, offset) in offsets.sorted(by: { $0.key < $1.key }) {
-            guard offset >= 0 else { throw EddyError(.invalidArgument, "committed offset \(offset) for \(tp) is negative") }
-            var value: [UInt8] = []
-            value.appendBigEndian(offset)
-            builder.append(key: GroupCoordinator.offsetKey(group: group, tp), value: value, timestamp: now)
+        for (tp, entry) in offsets.sorted(by: { $0.key < $1.key }) {
+            guard entry.offset >= 0 else { throw EddyError(.invalidArgument, "committed offset \(entry.offset) for \(tp) is negative") }
+            builder.append(key: GroupCoordinator.offsetKey(group: group, tp), value: GroupCoordinator.encodeOffset(entry),
+                           timestamp: now)
         }
         for tp in deletions.sorted() {
             builder.append(key: GroupCoordinator.offsetKey(group: group, tp), value: nil as [UInt8]?, timestamp: now)
@@ -357,9 +415,9 @@ final class GroupCoordinator: @unchecked Sendable {
             let group = String(parts[1])
             let tp = TopicPartition(String(parts[2]), number)
             let state = loaded[group] ?? Group()
-            if let value = view.value, value.count == 8 {
-                var reader = ByteReader(value, context: "committed offset")
-                state.committed[tp] = try reader.readInt64()
+            if let value = view.value {
+                state.committed[tp] = try GroupCoordinator.decodeOffset(
+                    value, context: "\(EmbeddedLog.offsetsTopic) offset \(view.offset) (\(group) \(tp))")
             } else {
                 state.committed[tp] = nil
             }

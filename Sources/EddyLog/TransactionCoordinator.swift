@@ -41,8 +41,8 @@ final class TransactionCoordinator: @unchecked Sendable {
         var epoch: Int16
         /// Partitions the open transaction has appended to.
         var partitions: [TopicPartition: PartitionLog] = [:]
-        /// Consumer offsets sent to the open transaction, per group.
-        var offsets: [String: [TopicPartition: Offset]] = [:]
+        /// Consumer offsets (with their metadata) sent to the open transaction, per group.
+        var offsets: [String: [TopicPartition: OffsetAndMetadata]] = [:]
         /// The commit point was written; the transaction can only commit now.
         var preparedCommit = false
         /// Partitions whose commit marker is written (a retried commit skips them).
@@ -132,7 +132,7 @@ final class TransactionCoordinator: @unchecked Sendable {
     }
 
     /// Adds consumer offsets to the open transaction after checking the group member is current.
-    func addOffsets(_ offsets: [TopicPartition: Offset], group: ConsumerGroupMetadata, transactionalID: String,
+    func addOffsets(_ offsets: [TopicPartition: OffsetAndMetadata], group: ConsumerGroupMetadata, transactionalID: String,
                     producerID: Int64, epoch: Int16) throws {
         let log = try requireLog()
         let entry = try entry(transactionalID)
@@ -142,9 +142,10 @@ final class TransactionCoordinator: @unchecked Sendable {
                 throw EddyError(.invalidState, "transaction of \(transactionalID) is committing; retry commitTransaction()")
             }
             try log.groups.validate(group)
-            for (tp, offset) in offsets where offset < 0 {
-                throw EddyError(.invalidArgument, "offset \(offset) for \(tp) is negative")
+            for (tp, entry) in offsets where entry.offset < 0 {
+                throw EddyError(.invalidArgument, "offset \(entry.offset) for \(tp) is negative")
             }
+            try OffsetAndMetadata.validate(offsets)
             if !entry.isOngoing { entry.startedAt = ClientLock.monotonicMilliseconds() }
             entry.offsets[group.groupID, default: [:]].merge(offsets) { $1 }
         }
@@ -260,7 +261,8 @@ final class TransactionCoordinator: @unchecked Sendable {
                 producerID: entry.producerID, epoch: entry.epoch, state: .prepareCommit,
                 partitions: entry.partitions.keys.sorted().map { .init(topic: $0.topic, partition: $0.partition) },
                 offsets: entry.offsets.flatMap { group, offsets in
-                    offsets.map { .init(group: group, topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+                    offsets.map { .init(group: group, topic: $0.key.topic, partition: $0.key.partition, offset: $0.value.offset,
+                                        metadata: $0.value.metadata.isEmpty ? nil : $0.value.metadata) }
                 })
             try writeState(record, transactionalID: transactionalID, log: log, sync: mustSync)
             entry.preparedCommit = true
@@ -347,8 +349,10 @@ final class TransactionCoordinator: @unchecked Sendable {
         }
         // Offsets of transactions past their commit point, then mark them complete.
         for (_, (id, record)) in preparedByProducer.sorted(by: { $0.key < $1.key }) {
-            var byGroup: [String: [TopicPartition: Offset]] = [:]
-            for o in record.offsets { byGroup[o.group, default: [:]][TopicPartition(o.topic, o.partition)] = o.offset }
+            var byGroup: [String: [TopicPartition: OffsetAndMetadata]] = [:]
+            for o in record.offsets {
+                byGroup[o.group, default: [:]][TopicPartition(o.topic, o.partition)] = OffsetAndMetadata(o.offset, metadata: o.metadata ?? "")
+            }
             for (group, offsets) in byGroup.sorted(by: { $0.key < $1.key }) {
                 try log.groups.applyTransactional(group: group, offsets: offsets)
             }
@@ -365,10 +369,19 @@ final class TransactionCoordinator: @unchecked Sendable {
 }
 
 /// A record of `__transaction_state` (JSON), keyed `txn/<transactional id>`.
+///
+/// A committed offset's `metadata` is absent when empty: records written before offsets had
+/// metadata decode unchanged, and records without metadata are written as before.
 struct TransactionStateRecord: Codable {
     enum State: String, Codable { case prepareCommit, complete }
     struct Partition: Codable { var topic: String; var partition: Int }
-    struct CommittedOffset: Codable { var group: String; var topic: String; var partition: Int; var offset: Offset }
+    struct CommittedOffset: Codable {
+        var group: String
+        var topic: String
+        var partition: Int
+        var offset: Offset
+        var metadata: String? = nil
+    }
     var producerID: Int64
     var epoch: Int16
     var state: State

@@ -49,6 +49,8 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
         store = try context.store(storeName, as: (any TaskWindowStore<K, VR>).self, node: name)
+        // A task created again (restart, rebalance) resumes from its committed stream time.
+        if context.streamTime > observed { observed = context.streamTime }
     }
     override func process(_ key: K, _ value: V) throws {
         let t = context.timestamp
@@ -97,6 +99,8 @@ final class SlidingWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, 
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
         store = try context.store(storeName, as: (any TaskWindowStore<K, VR>).self, node: name)
+        // A task created again (restart, rebalance) resumes from its committed stream time.
+        if context.streamTime > observed { observed = context.streamTime }
     }
     private func isOpen(end: Timestamp) -> Bool { end + windows.grace >= observed }
 
@@ -168,6 +172,8 @@ final class SessionWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, 
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
         store = try context.store(storeName, as: (any TaskSessionStore<K, VR>).self, node: name)
+        // A task created again (restart, rebalance) resumes from its committed stream time.
+        if context.streamTime > observed { observed = context.streamTime }
     }
     override func process(_ key: K, _ value: V) throws {
         let t = context.timestamp

@@ -1,5 +1,6 @@
 import EddyCore
 import EddyState
+import Foundation
 
 /// Picks a task's next record: of all its input partitions' buffered records, the one with
 /// the smallest timestamp at the head of its partition's queue (ties: the partition that was
@@ -14,6 +15,9 @@ struct PartitionGroup {
         var head = 0
         /// Largest extracted timestamp in this partition (for extractors that need it).
         var partitionTime: Timestamp = -1
+        /// Largest timestamp of the records taken for processing (Kafka's partition time, -1
+        /// before the first): committed with the partition's offset, so a restart resumes it.
+        var processedTime: Timestamp = -1
         /// Next offset to consume (what a commit records), once a record was taken or dropped.
         /// Kept here rather than in a dictionary so the per-record path hashes nothing.
         var consumed: Offset? = nil
@@ -128,6 +132,41 @@ final class StreamTask {
     /// The input partitions of this task.
     var inputPartitions: [TopicPartition] { group.queues.map(\.topicPartition) }
 
+    /// What a commit records per input partition with progress (Kafka's
+    /// `committableOffsetsAndMetadata`): the next offset to consume, and the partition time
+    /// as metadata (``PartitionTimeMetadata``).
+    var committableOffsets: [TopicPartition: OffsetAndMetadata] {
+        var offsets: [TopicPartition: OffsetAndMetadata] = [:]
+        for queue in group.queues {
+            guard let consumed = queue.consumed else { continue }
+            offsets[queue.topicPartition] = OffsetAndMetadata(consumed, metadata: PartitionTimeMetadata.encode(queue.processedTime))
+        }
+        return offsets
+    }
+
+    /// The partition time of `partition` as commit metadata (for commits made outside
+    /// ``committableOffsets``, such as at-most-once's commit before processing).
+    func partitionTimeMetadata(_ partition: TopicPartition) -> String {
+        guard let i = group.index[partition] else { return "" }
+        return PartitionTimeMetadata.encode(group.queues[i].processedTime)
+    }
+
+    /// Resumes the time of a task created again after a restart, a rebalance or a failed
+    /// commit (Kafka's `initializeTaskTime`): each input partition's time is the one
+    /// committed with its offset, and stream time the largest of them. Partitions without a
+    /// committed time (never committed, or committed without metadata, e.g. after an offset
+    /// reset) keep an unknown time. Call before ``initialize()``, so nodes see the stream time.
+    func initializeTime(committed: [TopicPartition: OffsetAndMetadata]) {
+        guard state == .created else { return }
+        for i in group.queues.indices {
+            guard let entry = committed[group.queues[i].topicPartition],
+                  let time = PartitionTimeMetadata.decode(entry.metadata), time >= 0 else { continue }
+            group.queues[i].processedTime = max(group.queues[i].processedTime, time)
+            group.queues[i].partitionTime = max(group.queues[i].partitionTime, time)
+            if time > context.streamTime { context.streamTime = time }
+        }
+    }
+
     /// Initialises every node (stores are looked up, punctuators scheduled). `created -> running`.
     func initialize() throws {
         guard state == .created else { throw EddyError(.invalidState, "task \(id) is \(state), cannot initialise") }
@@ -189,6 +228,7 @@ final class StreamTask {
             group.queues[qi].head = 0
         }
         group.queues[qi].consumed = record.offset + 1
+        if timestamp > group.queues[qi].processedTime { group.queues[qi].processedTime = timestamp }
         context.topic = record.topic
         context.partition = record.partition
         context.offset = record.offset
@@ -262,5 +302,29 @@ final class StreamTask {
         for node in nodes { node.close() }
         for store in stores.values { store.close() }
         state = .closed
+    }
+}
+
+/// A partition's time in the metadata of its committed offset, in Kafka Streams' encoding
+/// (`StreamTask.encodeTimestamp`/`decodeTimestamp`): Base64 of a version byte (1) followed by
+/// the time as a big-endian Int64. 12 characters, so far below
+/// ``OffsetAndMetadata/maximumMetadataBytes``; offsets committed by Kafka Streams and by Eddy
+/// read the same.
+enum PartitionTimeMetadata {
+    /// The version byte Kafka Streams writes (its `LATEST_MAGIC_BYTE`).
+    static let version: UInt8 = 1
+
+    static func encode(_ time: Timestamp) -> String {
+        var bytes: [UInt8] = [version]
+        bytes.appendBigEndian(time)
+        return Data(bytes).base64EncodedString()
+    }
+
+    /// The time in `metadata`; nil when it is empty, not Base64, or of another version or
+    /// size (such a partition starts with an unknown time, as in Kafka).
+    static func decode(_ metadata: String) -> Timestamp? {
+        guard !metadata.isEmpty, let data = Data(base64Encoded: metadata), data.count == 9,
+              data.first == version else { return nil }
+        return data.dropFirst().reduce(Int64(0)) { ($0 << 8) | Int64($1) }
     }
 }

@@ -50,6 +50,8 @@ final class StreamThread: RebalanceListener, RecordCollector {
     var processed = 0
     var skipped = 0
     var consecutiveCommitFailures = 0
+    /// Counters of the tasks this thread has closed (the open ones keep their own).
+    var closedTaskMetrics = TaskMetrics()
     /// An error raised inside a rebalance callback, rethrown after `poll`.
     var callbackError: (any Error)?
     /// A commit failed inside a rebalance callback: the remaining tasks must be re-initialised.
@@ -146,8 +148,10 @@ final class StreamThread: RebalanceListener, RecordCollector {
         setState(.running)
         if !records.isEmpty {
             if configuration.processingGuarantee == .atMostOnce {
-                var offsets: [TopicPartition: Offset] = [:]
-                for record in records { offsets[record.topicPartition] = record.offset + 1 }
+                var offsets: [TopicPartition: OffsetAndMetadata] = [:]
+                for record in records { offsets[record.topicPartition] = OffsetAndMetadata(record.offset + 1) }
+                // The partition time so far (the polled records are not processed yet).
+                for tp in offsets.keys { offsets[tp]!.metadata = routes[tp]?.partitionTimeMetadata(tp) ?? "" }
                 try consumer.commit(offsets)
             }
             route(records)
@@ -252,8 +256,9 @@ final class StreamThread: RebalanceListener, RecordCollector {
         lastCommit = ContinuousClock.now
         guard dirty else { return }
         for task in tasks.values { try task.writeBack() }
-        var offsets: [TopicPartition: Offset] = [:]
-        for task in tasks.values { offsets.merge(task.consumedOffsets) { $1 } }
+        // Each partition's time goes with its offset, so a restarted task resumes its stream time.
+        var offsets: [TopicPartition: OffsetAndMetadata] = [:]
+        for task in tasks.values { offsets.merge(task.committableOffsets) { $1 } }
         let stores = tasks.values.flatMap { stateStores($0) }
         switch configuration.processingGuarantee {
         case .exactlyOnce:
@@ -273,8 +278,27 @@ final class StreamThread: RebalanceListener, RecordCollector {
             try producer.flush()
             for store in stores where store.hasUncommittedChanges { try store.commit() }
             if configuration.processingGuarantee == .atLeastOnce && !offsets.isEmpty { try consumer.commit(offsets) }
+            if configuration.processingGuarantee == .atMostOnce && !offsets.isEmpty {
+                // The offsets went out before processing (at the poll); commit the positions
+                // again, now with the partition times of what was processed since. Never behind
+                // what the poll committed, so no record is read twice.
+                var positions: [TopicPartition: OffsetAndMetadata] = [:]
+                for (tp, entry) in offsets {
+                    guard let position = try? consumer.position(tp) else { continue }  // no longer assigned
+                    positions[tp] = OffsetAndMetadata(position, metadata: entry.metadata)
+                }
+                if !positions.isEmpty { try consumer.commit(positions) }
+            }
         }
         dirty = false
+        reportMetrics()
+    }
+
+    /// Publishes the task counters (closed and open tasks) to the application.
+    private func reportMetrics() {
+        var metrics = closedTaskMetrics
+        for task in tasks.values { metrics.add(task.context.metrics) }
+        control.report(metrics: metrics)
     }
 
     /// Aborts what can be aborted, drops every task without committing, and rebuilds them from
@@ -335,6 +359,8 @@ final class StreamThread: RebalanceListener, RecordCollector {
                                       globalStores: application.globalStores,
                                       wallClockTime: Int64(Date().timeIntervalSince1970 * 1000),
                                       stateDirectory: directory, loggedStores: true)
+                // Partition times and stream time resume from the committed offsets' metadata.
+                task.initializeTime(committed: try consumer.committedWithMetadata(task.inputPartitions))
                 for store in stateStores(task) where store.changelog != nil {
                     let hook = configuration.restoreProgress
                     let result = try StateRestorer.restore(store, consumer: restoreConsumer,
@@ -360,6 +386,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
             guard let task = tasks.removeValue(forKey: id) else { continue }
             if !clean { for store in stateStores(task) { store.abort() } }
             for tp in task.inputPartitions { routes[tp] = nil }
+            closedTaskMetrics.add(task.context.metrics)
             task.close()
             if let directory = directories.removeValue(forKey: id) { directory?.close() }
         }
@@ -379,6 +406,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
         }
         if !committed, let transactional { try? transactional.abortTransaction() }
         closeTasks(Array(tasks.keys), clean: committed)
+        reportMetrics()
         try? producer.close()
         try? consumer.close()
         try? restoreConsumer.close()
@@ -424,5 +452,15 @@ final class StreamThread: RebalanceListener, RecordCollector {
         guard let count = try? producer.partitionCount(of: topic) else { return nil }
         partitionCounts[topic] = count
         return count
+    }
+}
+
+extension TaskMetrics {
+    /// Adds `other`'s counters to these.
+    mutating func add(_ other: TaskMetrics) {
+        processedRecords += other.processedRecords
+        droppedLateRecords += other.droppedLateRecords
+        skippedNullRecords += other.skippedNullRecords
+        droppedInvalidTimestampRecords += other.droppedInvalidTimestampRecords
     }
 }

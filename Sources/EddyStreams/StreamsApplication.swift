@@ -94,6 +94,18 @@ public final class StreamsApplication: @unchecked Sendable {
         lock.withLock { controls.reduce(0) { $0 + $1.snapshot().processed } }
     }
 
+    /// The tasks' counters (processed records, records dropped as late or for an invalid
+    /// timestamp, skipped null records) summed over all tasks of all threads since ``start()``,
+    /// closed tasks included. Updated by each thread at every commit and when it stops, so it
+    /// lags processing by at most one commit interval; after ``waitUntilIdle(timeout:)`` or
+    /// ``close(timeout:)`` it is complete. A task re-processing input after a failed commit
+    /// counts those records again.
+    public var metrics: TaskMetrics {
+        lock.withLock {
+            controls.reduce(into: TaskMetrics()) { $0.add($1.snapshot().metrics) }
+        }
+    }
+
     /// Adds a hook called with the old and new state on every transition.
     public func addStateListener(_ hook: @escaping @Sendable (_ old: State, _ new: State) -> Void) {
         lock.withLock { hooks.append(hook) }
@@ -284,6 +296,8 @@ final class StreamThreadControl: @unchecked Sendable {
         var processed: Int
         var skipped: Int
         var error: EddyError?
+        /// The thread's task counters, as of its last commit.
+        var metrics = TaskMetrics()
     }
 
     let index: Int
@@ -313,6 +327,9 @@ final class StreamThreadControl: @unchecked Sendable {
             current.processed = processed
             current.skipped = skipped
         }
+    }
+    func report(metrics: TaskMetrics) {
+        lock.withLock { current.metrics = metrics }
     }
     func fail(_ error: EddyError) {
         lock.withLock {

@@ -104,7 +104,9 @@ final class TaskContext {
     var offset: Offset = -1
     var timestamp: Timestamp = 0
     var headers: [Header] = []
-    /// Largest timestamp processed so far; `Int64.min` before the first record.
+    /// Largest timestamp processed so far; `Int64.min` before the first record. A task created
+    /// again (restart, rebalance, failed commit) starts from the largest partition time
+    /// committed with its input offsets (``StreamTask/initializeTime(committed:)``).
     var streamTime: Timestamp = .min
     /// Wall-clock time in milliseconds, as the driver or the stream thread last set it.
     var wallClockTime: Int64

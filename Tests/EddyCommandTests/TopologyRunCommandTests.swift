@@ -157,13 +157,9 @@ struct TopologyRunCommandTests {
         let windowA = #"{"key":"a","start":0,"end":10000} {"key":"a","start":0,"end":10000,"count":1}"#
         let counts = try Self.committed(cli, "windowed-counts")
         #expect(counts.first == windowA)
-        // Known issue of EddyStreams: a task's stream time starts from scratch after a restart
-        // (Kafka Streams keeps it in the committed offsets' metadata), so the late record is
-        // counted in a fresh window [0, 10000) whose "final" count is sent a second time. Remove
-        // `withKnownIssue` once this passes.
-        withKnownIssue("stream time is not restored after a restart") {
-            #expect(counts.filter { $0.hasPrefix(#"{"key":"a""#) } == [windowA])
-        }
+        // The task's stream time (20000) comes back from the committed offsets' metadata, so
+        // the late record is dropped rather than counted in window [0, 10000) a second time.
+        #expect(counts.filter { $0.hasPrefix(#"{"key":"a""#) } == [windowA])
     }
 
     @Test("join-clicks joins a click with an impression read by the previous run")
