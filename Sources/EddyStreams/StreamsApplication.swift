@@ -63,6 +63,7 @@ public final class StreamsApplication: @unchecked Sendable {
     /// The global thread (when the topology has global tables) and its control.
     private var global: (thread: GlobalStreamThread, control: StreamThreadControl)?
     private var sharedGlobalStores: [String: any TaskStore] = [:]
+    private var replacements = 0
 
     /// Checks the configuration and the topology. Throws ``EddyError/Code/invalidArgument`` for
     /// bad settings.
@@ -88,6 +89,9 @@ public final class StreamsApplication: @unchecked Sendable {
     public var skippedRecordCount: Int {
         lock.withLock { controls.reduce(0) { $0 + $1.snapshot().skipped } }
     }
+
+    /// Stream threads replaced after failing (``ThreadFailureResponse/replaceThread``).
+    public var replacedThreadCount: Int { lock.withLock { replacements } }
 
     /// Records processed so far, over all threads.
     public var processedRecordCount: Int {
@@ -123,13 +127,27 @@ public final class StreamsApplication: @unchecked Sendable {
         }
     }
 
-    /// A stream thread's state changed: the application is `error` if a thread failed,
-    /// `running` if every thread runs, else `rebalancing`.
+    /// A stream thread's state changed: a failed thread is replaced or stops the application
+    /// (per ``StreamsConfiguration/threadFailureResponse``); the application is `error` if a
+    /// thread failed and was not replaced, `running` if every thread runs, else `rebalancing`.
     func threadStateChanged() {
         lock.withLock {
             guard currentState.isRunningOrRebalancing else { return }
+            let globalFailed = global?.control.snapshot().state == .failed
+            if !globalFailed, configuration.threadFailureResponse == .replaceThread, let environment = rocksDB {
+                for (i, control) in controls.enumerated() where control.snapshot().state == .failed {
+                    let error = control.snapshot().error.map { "\($0)" } ?? "unknown error"
+                    configuration.log("stream thread \(control.index) of \(configuration.applicationID) failed (\(error)); starting a new thread in its place")
+                    let replacement = StreamThreadControl(index: control.index)
+                    controls[i] = replacement
+                    replacements += 1
+                    startThread(replacement, environment: environment)
+                }
+            }
             let states = controls.map { $0.snapshot().state }
-            if states.contains(.failed) || global?.control.snapshot().state == .failed {
+            if states.contains(.failed) || globalFailed {
+                // Kafka's SHUTDOWN_CLIENT: the other threads commit and stop.
+                for control in controls { control.requestStop() }
                 transition(to: .error)
             } else if states.allSatisfy({ $0 == .running || $0 == .stopped }) {
                 transition(to: .running)
@@ -171,15 +189,17 @@ public final class StreamsApplication: @unchecked Sendable {
                 let control = StreamThreadControl(index: index)
                 controls.append(control)
             }
-            for control in controls {
-                let thread = Thread { [self] in
-                    StreamThread.runThread(application: self, control: control, rocksDB: environment)
-                }
-                thread.name = "\(configuration.applicationID)-StreamThread-\(control.index)"
-                thread.stackSize = 8 << 20
-                thread.start()
-            }
+            for control in controls { startThread(control, environment: environment) }
         }
+    }
+
+    private func startThread(_ control: StreamThreadControl, environment: RocksDBEnvironment) {
+        let thread = Thread { [self] in
+            StreamThread.runThread(application: self, control: control, rocksDB: environment)
+        }
+        thread.name = "\(configuration.applicationID)-StreamThread-\(control.index)"
+        thread.stackSize = 8 << 20
+        thread.start()
     }
 
     /// Stops the threads gracefully and waits for them (up to `timeout`). Each thread commits

@@ -25,6 +25,21 @@ public enum ErrorHandlerResponse: String, Hashable, Sendable, CaseIterable {
     case logAndContinue = "log_and_continue"
 }
 
+/// What an application does when one of its stream threads stops with an error (Kafka
+/// Streams' `StreamsUncaughtExceptionHandler` responses).
+public enum ThreadFailureResponse: String, Hashable, Sendable, CaseIterable {
+    /// The other stream threads stop too, committing what they processed, and the application
+    /// stays in `error` until closed (Kafka's `SHUTDOWN_CLIENT`, its default).
+    case shutDownClient = "shutdown_client"
+    /// A new stream thread with the same index takes the failed one's place: the failed
+    /// thread's tasks closed without committing, so the new thread (or another, after the
+    /// rebalance) processes their records again from the last commit. Counted in
+    /// ``StreamsApplication/replacedThreadCount``. A record that fails every time makes
+    /// threads fail and be replaced for ever, as in Kafka: pair it with `logAndContinue` handlers
+    /// for records, or use it for transient failures (Kafka's `REPLACE_THREAD`).
+    case replaceThread = "replace_thread"
+}
+
 /// Settings of a ``StreamsApplication``.
 public struct StreamsConfiguration: Sendable {
     /// Most stream threads one application may run.
@@ -55,6 +70,9 @@ public struct StreamsConfiguration: Sendable {
     public var deserializationErrorHandler: ErrorHandlerResponse
     /// For every other error a record's processing throws.
     public var processingErrorHandler: ErrorHandlerResponse
+    /// What happens when a stream thread stops with an error. The global thread's failure always
+    /// stops the application.
+    public var threadFailureResponse: ThreadFailureResponse
     /// Most records one poll of a thread's consumer returns.
     public var maximumPollRecords: Int
     /// Called after every batch a store's restoration applies, on the stream thread that
@@ -69,6 +87,7 @@ public struct StreamsConfiguration: Sendable {
                 commitInterval: Duration = .milliseconds(100),
                 deserializationErrorHandler: ErrorHandlerResponse = .fail,
                 processingErrorHandler: ErrorHandlerResponse = .fail,
+                threadFailureResponse: ThreadFailureResponse = .shutDownClient,
                 maximumPollRecords: Int = 1_000,
                 restoreProgress: (@Sendable (_ task: TaskID, _ progress: RestoreProgress) -> Void)? = nil,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -80,6 +99,7 @@ public struct StreamsConfiguration: Sendable {
         self.commitInterval = commitInterval
         self.deserializationErrorHandler = deserializationErrorHandler
         self.processingErrorHandler = processingErrorHandler
+        self.threadFailureResponse = threadFailureResponse
         self.maximumPollRecords = maximumPollRecords
         self.restoreProgress = restoreProgress
         self.log = log
