@@ -23,7 +23,7 @@ public final class PersistentTaskKeyValueStore<Key, Value>: TaskKeyValueStore {
     let keySerde: AnySerde<Key>
     let valueSerde: AnySerde<Value>
     /// Serialized key -> value (`nil`: known absent).
-    private var cache: [[UInt8]: Value?] = [:]
+    private var cache: [ByteKey: Value?] = [:]
     public var name: String { stateStore.name }
 
     init(_ store: any KeyValueStore, keySerde: AnySerde<Key>, valueSerde: AnySerde<Value>) {
@@ -33,24 +33,24 @@ public final class PersistentTaskKeyValueStore<Key, Value>: TaskKeyValueStore {
     }
     private func remember(_ key: [UInt8], _ value: Value?) {
         if cache.count >= Self.maximumCachedEntries { cache.removeAll(keepingCapacity: true) }
-        cache[key] = .some(value)
+        cache[ByteKey(key)] = .some(value)
     }
     public func get(_ key: Key) throws -> Value? {
         let k = try keySerde.serialize(key)
-        if let cached = cache[k] { return cached }
+        if let cached = cache[ByteKey(k)] { return cached }
         let value = try stateStore.get(k).map { try valueSerde.deserialize($0) }
         remember(k, value)
         return value
     }
     public func put(_ key: Key, _ value: Value?) throws {
         let k = try keySerde.serialize(key)
-        cache[k] = nil
+        cache[ByteKey(k)] = nil
         if let value { try stateStore.put(k, valueSerde.serialize(value)) } else { try stateStore.delete(k) }
         remember(k, value)
     }
     @discardableResult public func delete(_ key: Key) throws -> Value? {
         let k = try keySerde.serialize(key)
-        cache[k] = nil
+        cache[ByteKey(k)] = nil
         let old = try stateStore.delete(k).map { try valueSerde.deserialize($0) }
         remember(k, nil)
         return old
@@ -89,7 +89,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
     /// Window starts above this one are entirely in `cache`; nil until first used.
     private var ownedAfter: Timestamp? = nil
     /// Window start -> serialized key -> value, for owned windows still within retention.
-    private var cache: [Timestamp: [[UInt8]: Value]] = [:]
+    private var cache: [Timestamp: [ByteKey: Value]] = [:]
     /// Windows before this start were dropped from `cache` by ``removeWindows(startingBefore:)``:
     /// reads of them go to the byte store.
     private var evictedBelow: Timestamp = .min
@@ -121,7 +121,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         let k = try keySerde.serialize(key)
         if owns(start) {
             guard start >= liveFloor else { return nil }
-            return cache[start]?[k]
+            return cache[start]?[ByteKey(k)]
         }
         return try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) }
     }
@@ -133,7 +133,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         let floor = liveFloor
         guard start >= floor else { return }  // refused by the byte store; fetch answers nil
         guard let value else {
-            cache[start]?[k] = nil
+            cache[start]?[ByteKey(k)] = nil
             return
         }
         if cache[start] == nil {
@@ -141,7 +141,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
             for old in cache.keys where old < floor { cache[old] = nil }
             cache[start] = [:]
         }
-        cache[start]![k] = value
+        cache[start]![ByteKey(k)] = value
     }
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
         try stateStore.fetch(keySerde.serialize(key), from: from, to: to).map { ($0.windowStart, try valueSerde.deserialize($0.value)) }

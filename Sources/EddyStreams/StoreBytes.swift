@@ -95,3 +95,21 @@ enum StoreBytes {
         }
     }
 }
+
+/// Serialised key bytes as a dictionary key in the typed stores' caches. Those dictionaries
+/// live in generic code that Swift does not specialise, where an `[UInt8]` key hashes and
+/// compares byte by byte through `Array`'s generic witnesses; this type does each in one call.
+struct ByteKey: Hashable {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+    static func == (a: ByteKey, b: ByteKey) -> Bool {
+        a.bytes.withUnsafeBufferPointer { pa in
+            b.bytes.withUnsafeBufferPointer { pb in
+                pa.count == pb.count && (pa.count == 0 || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0)
+            }
+        }
+    }
+}

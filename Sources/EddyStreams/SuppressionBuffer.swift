@@ -152,7 +152,7 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
     private var observed: Timestamp = .min
     private var observedDirty = false
     /// Close time -> serialised key -> update.
-    private var slots: [Timestamp: [[UInt8]: Slot]] = [:]
+    private var slots: [Timestamp: [ByteKey: Slot]] = [:]
     /// The close times of `slots`, ascending.
     private var closeTimes: [Timestamp] = []
     /// (close time, serialised key) of the slots changed since the last write-back.
@@ -184,7 +184,7 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
             let close = StoreBytes.readOrdered(entry.key, at: 0)
             let keyBytes = Array(entry.key[8...])
             insertCloseTime(close)
-            slots[close, default: [:]][keyBytes] = Slot(key: try keySerde.deserialize(keyBytes), entry: try decode(entry.value),
+            slots[close, default: [:]][ByteKey(keyBytes)] = Slot(key: try keySerde.deserialize(keyBytes), entry: try decode(entry.value),
                                                         stored: true, dirty: false)
         }
         loaded = true
@@ -211,7 +211,7 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
 
     func get(_ key: Key, closeTime: Timestamp) throws -> BufferedChange<Value>? {
         if !loaded { try load() }
-        return slots[closeTime]?[try keySerde.serialize(key)]?.entry
+        return slots[closeTime]?[ByteKey(try keySerde.serialize(key))]?.entry
     }
 
     func put(_ key: Key, closeTime: Timestamp, _ entry: BufferedChange<Value>) throws {
@@ -248,7 +248,7 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
                 slot!.entry = entry
                 slot!.dirty = true
             }
-        }(&slots[closeTime, default: [:]][keyBytes])
+        }(&slots[closeTime, default: [:]][ByteKey(keyBytes)])
         if !wasDirty { dirty.append((closeTime, keyBytes)) }
     }
 
@@ -261,11 +261,11 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
             let close = closeTimes[n]
             let bucket = slots.removeValue(forKey: close) ?? [:]
             // Sort the keys alone: plain byte arrays, so the sort runs specialised.
-            var keys = Array(bucket.keys)
+            var keys = bucket.keys.map(\.bytes)
             keys.sort(by: StoreBytes.less)
             result.reserveCapacity(result.count + keys.count)
             for keyBytes in keys {
-                let slot = bucket[keyBytes]!
+                let slot = bucket[ByteKey(keyBytes)]!
                 if slot.stored {
                     var storeKey = StoreBytes.ordered(close)
                     storeKey.append(contentsOf: keyBytes)
@@ -287,13 +287,13 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
         removed.removeAll(keepingCapacity: true)
         for (close, keyBytes) in dirty {
             // Emitted since it changed: nothing to write (its delete, if stored, is above).
-            guard var slot = slots[close]?[keyBytes], slot.dirty else { continue }
+            guard var slot = slots[close]?[ByteKey(keyBytes)], slot.dirty else { continue }
             var storeKey = StoreBytes.ordered(close)
             storeKey.append(contentsOf: keyBytes)
             try stateStore.put(storeKey, try encode(slot.entry))
             slot.stored = true
             slot.dirty = false
-            slots[close]![keyBytes] = slot
+            slots[close]![ByteKey(keyBytes)] = slot
         }
         dirty.removeAll(keepingCapacity: true)
         if observedDirty {
