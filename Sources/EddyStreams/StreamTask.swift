@@ -204,6 +204,17 @@ final class StreamTask {
     /// Number of records buffered and not yet processed.
     var bufferedRecordCount: Int { group.bufferedCount }
 
+    /// The input partitions with no buffered record, when some other partition has one (a
+    /// task with one input partition never has any).
+    var partitionsAwaitingData: [TopicPartition] {
+        guard group.queues.count > 1, group.bufferedCount > 0 else { return [] }
+        return group.queues.filter { $0.count == 0 }.map(\.topicPartition)
+    }
+
+    /// Since when the task has been waiting for data on an empty partition (see
+    /// ``StreamsConfiguration/maximumTaskIdle``); the stream thread sets and clears it.
+    var idleSince: ContinuousClock.Instant? = nil
+
     /// Processes the buffered record with the smallest timestamp across partitions, then runs
     /// due stream-time punctuators. Returns false when nothing could be processed. With
     /// `requireAllPartitions`, waits until every input partition has a buffered record (so the

@@ -194,12 +194,39 @@ final class StreamThread: RebalanceListener, RecordCollector {
         }
     }
 
+    /// Longest a task waits for a lagging partition's records to be fetched before it
+    /// processes without them (a safety net: the fetch normally brings them much sooner).
+    static let maximumLagWait = Duration.seconds(10)
+
+    /// Whether a task may process now, and whether it must stop when a partition runs dry
+    /// (Kafka Streams' task idling, see ``StreamsConfiguration/maximumTaskIdle``).
+    private func readiness(_ task: StreamTask) throws -> (ready: Bool, requireAll: Bool) {
+        guard let idle = configuration.maximumTaskIdle else { return (true, false) }
+        let waiting = task.partitionsAwaitingData
+        guard !waiting.isEmpty else {
+            task.idleSince = nil
+            // With data on every partition, stop when one runs dry, so the order across
+            // partitions stays by timestamp; the next round decides again.
+            return (true, task.inputPartitions.count > 1)
+        }
+        let now = ContinuousClock.now
+        let since = task.idleSince ?? now
+        task.idleSince = since
+        let ends = try consumer.endOffsets(waiting)
+        let lagging = try waiting.contains { try consumer.position($0) < (ends[$0] ?? 0) }
+        if lagging ? now - since < Self.maximumLagWait : now - since < idle { return (false, true) }
+        task.idleSince = nil
+        return (true, false)
+    }
+
     /// Processes the task's buffered records, applying the error handlers.
     private func process(_ task: StreamTask) throws -> Int {
         var count = 0
+        let (ready, requireAll) = try readiness(task)
+        guard ready else { return 0 }
         while true {
             do {
-                guard try task.process() else { return count }
+                guard try task.process(requireAllPartitions: requireAll) else { return count }
                 count += 1
                 processed += 1
             } catch {

@@ -73,6 +73,14 @@ public struct StreamsConfiguration: Sendable {
     /// What happens when a stream thread stops with an error. The global thread's failure always
     /// stops the application.
     public var threadFailureResponse: ThreadFailureResponse
+    /// How long a task with several input partitions (a join, a merge) waits for data on a
+    /// partition that has none buffered before it processes the others without it (Kafka's
+    /// `max.task.idle.ms`), so records are processed in timestamp order across partitions.
+    /// Whatever the setting, a task waits while the consumer knows that such a partition has
+    /// records it has not fetched yet (its lag is above zero), as Kafka Streams does; `.zero`
+    /// (the default) waits no longer, a positive duration also waits that long for new
+    /// records, and `nil` never waits (Kafka's -1).
+    public var maximumTaskIdle: Duration?
     /// Most records one poll of a thread's consumer returns.
     public var maximumPollRecords: Int
     /// Called after every batch a store's restoration applies, on the stream thread that
@@ -88,6 +96,7 @@ public struct StreamsConfiguration: Sendable {
                 deserializationErrorHandler: ErrorHandlerResponse = .fail,
                 processingErrorHandler: ErrorHandlerResponse = .fail,
                 threadFailureResponse: ThreadFailureResponse = .shutDownClient,
+                maximumTaskIdle: Duration? = .zero,
                 maximumPollRecords: Int = 1_000,
                 restoreProgress: (@Sendable (_ task: TaskID, _ progress: RestoreProgress) -> Void)? = nil,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -100,6 +109,7 @@ public struct StreamsConfiguration: Sendable {
         self.deserializationErrorHandler = deserializationErrorHandler
         self.processingErrorHandler = processingErrorHandler
         self.threadFailureResponse = threadFailureResponse
+        self.maximumTaskIdle = maximumTaskIdle
         self.maximumPollRecords = maximumPollRecords
         self.restoreProgress = restoreProgress
         self.log = log
@@ -115,6 +125,9 @@ public struct StreamsConfiguration: Sendable {
         }
         guard commitInterval >= StreamsConfiguration.minimumCommitInterval else {
             throw EddyError(.invalidArgument, "the commit interval must be at least 1 ms, got \(commitInterval)")
+        }
+        if let maximumTaskIdle, maximumTaskIdle < .zero {
+            throw EddyError(.invalidArgument, "maximumTaskIdle must not be negative (nil never waits), got \(maximumTaskIdle)")
         }
         guard maximumPollRecords >= 1 else {
             throw EddyError(.invalidArgument, "maximumPollRecords must be at least 1, got \(maximumPollRecords)")
