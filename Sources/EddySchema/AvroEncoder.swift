@@ -85,10 +85,16 @@ final class AvroEncodingState {
     /// Set by every call (``prepare(nodes:cache:)``) from a schema the caller holds for the
     /// call's length; unowned so the hot path's table reads pay no reference counting.
     @exclusivity(unchecked) private(set) unowned(unsafe) var cache: AvroProgramCache
-    /// Holds the cache of a state made for one call (reentrant calls), which no caller may outlive.
-    private var ownedCache: AvroProgramCache?
+    /// Holds `cache` strongly: for a state made for one call (reentrant calls), so that it cannot
+    /// outlive it; for the thread's reused state, so that the last schema's cache stays alive and
+    /// its identity tells whether the next call uses the same schema (an address freed and reused
+    /// by another schema cannot be mistaken for it).
+    @exclusivity(unchecked) private var retainedCache: AvroProgramCache?
     /// Whether a call is using the state.
     @exclusivity(unchecked) var inUse = false
+    /// The error of a container an enum field's value asked for and cannot have (see
+    /// ``AvroSymbolEncoder``), thrown once the value's `encode(to:)` returns.
+    @exclusivity(unchecked) var pendingError: EddyError?
     /// Record and leaf encoders reused from value to value.
     @exclusivity(unchecked) var records = AvroObjectPool<AvroRecordEncoding>()
     @exclusivity(unchecked) var leaves = AvroObjectPool<_AvroEncoder>()
@@ -98,7 +104,7 @@ final class AvroEncodingState {
         writerStorage.initialize(to: AvroWriter(capacity: 0))
         self.nodes = nodes
         self.cache = cache
-        ownedCache = cache
+        retainedCache = cache
     }
 
     deinit {
@@ -108,9 +114,12 @@ final class AvroEncodingState {
 
     /// Readies a reused state for a call with `cache`'s schema.
     @inline(__always) func prepare(nodes: [AvroNode], cache: AvroProgramCache) {
-        self.nodes = nodes
-        self.cache = cache
-        ownedCache = nil
+        // The same schema as the last call (the common case): its nodes are already here.
+        if retainedCache !== cache {
+            self.nodes = nodes
+            self.cache = cache
+            retainedCache = cache
+        }
         records.removeAll(keepingEntries: true)
         leaves.removeAll(keepingEntries: true)
     }
@@ -492,7 +501,25 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     /// key matched it by that name), so the caller's key type never becomes an existential here.
     @inline(__always) func encodeField<T: Encodable, K: CodingKey>(_ value: T, key: K) throws {
         let i = try seek(key)
-        try state.encodeValue(value, node: layout.types[i], codingPath: codingPath, key: AvroFieldKey(layout.names[i]), depth: depth + 1)
+        let type = layout.types[i]
+        if state.cache.kinds[type] == .enumeration {
+            try encodeSymbolField(value, node: type, field: i)
+            return
+        }
+        try state.encodeValue(value, node: type, codingPath: codingPath, key: AvroFieldKey(layout.names[i]), depth: depth + 1)
+    }
+
+    /// An enum field (typically a `String`-backed Swift enum): encoded through a value-type
+    /// ``AvroSymbolEncoder`` that writes the symbol straight to the output, so the field needs no
+    /// pooled encoder and no general value dispatch. What the value cannot encode into an enum
+    /// (a keyed or unkeyed container) fails as on the general path.
+    func encodeSymbolField<T: Encodable>(_ value: T, node: Int, field: Int) throws {
+        state.pendingError = nil
+        try value.encode(to: AvroSymbolEncoder(record: self, node: node, field: field))
+        if let error = state.pendingError {
+            state.pendingError = nil
+            throw error
+        }
     }
 
     func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
@@ -874,4 +901,70 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
     mutating func encode<T: Encodable>(_ value: T) throws {
         try state.encodeValue(value, node: nodeIndex, codingPath: basePath, key: key, depth: depth + 1)
     }
+}
+
+/// The `Encoder` of a record field whose schema type is an enum (see
+/// ``AvroRecordEncoding/encodeSymbolField(_:node:field:)``): three words, so it travels inline
+/// in the `any Encoder` existential (no allocation). Valid while its record encodes one value.
+struct AvroSymbolEncoder: Encoder {
+    let record: AvroRecordEncoding
+    let node: Int
+    let field: Int
+
+    var codingPath: [any CodingKey] { record.codingPath + [AvroFieldKey(record.layout.names[field])] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    /// The general single-value container for the field, for everything but a known symbol.
+    var general: AvroSingleValueEncoding {
+        AvroSingleValueEncoding(state: record.state, nodeIndex: node, codingPath: record.codingPath,
+                                key: AvroFieldKey(record.layout.names[field]), depth: record.depth + 1)
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let error = record.state.fail(codingPath, "a keyed value (struct or dictionary) given for Avro type \(record.state.nodes[node].kindName)")
+        record.state.pendingError = error
+        return KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: AvroFailingEncoding(error: error)))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let storage = AvroArrayEncoding(state: record.state, itemNode: node, codingPath: codingPath, depth: record.depth + 1)
+        let error = record.state.fail(codingPath, "a list given for Avro type \(record.state.nodes[node].kindName)")
+        storage.error = error
+        record.state.pendingError = error
+        return storage
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer { AvroSymbolValueContainer(encoder: self) }
+}
+
+/// The single-value container of ``AvroSymbolEncoder``: a symbol of the enum is written as its
+/// index; anything else takes the general single-value path (which converts or explains).
+struct AvroSymbolValueContainer: SingleValueEncodingContainer {
+    let encoder: AvroSymbolEncoder
+    var codingPath: [any CodingKey] { encoder.codingPath }
+
+    mutating func encode(_ value: String) throws {
+        let state = encoder.record.state
+        if let i = state.cache.symbolIndex(value, node: encoder.node) {
+            state.writer.writeLong(Int64(i))
+            return
+        }
+        var c = encoder.general
+        try c.encode(value)
+    }
+    mutating func encodeNil() throws { var c = encoder.general; try c.encodeNil() }
+    mutating func encode(_ value: Bool) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Double) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Float) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int8) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int16) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int32) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int64) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt8) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt16) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt32) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt64) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode<T: Encodable>(_ value: T) throws { var c = encoder.general; try c.encode(value) }
 }
