@@ -54,9 +54,9 @@ public struct AvroEncoder: Sendable {
             if scratch.encoding == nil { scratch.encoding = state }
         }
         state.inUse = true
-        swap(&state.writer.bytes, &bytes)
+        swap(&state.output.pointee.bytes, &bytes)
         defer {
-            swap(&state.writer.bytes, &bytes)
+            swap(&state.output.pointee.bytes, &bytes)
             state.inUse = false
             if scratch.encoding !== state { state.releasePools() }
         }
@@ -73,12 +73,10 @@ public struct AvroEncoder: Sendable {
 /// Shared state of one encoding call.
 final class AvroEncodingState {
     /// The writer lives behind a pointer: it is mutated on every write, and a stored class
-    /// property would pay a dynamic exclusivity check each time.
-    private let writerStorage: UnsafeMutablePointer<AvroWriter>
-    var writer: AvroWriter {
-        _read { yield writerStorage.pointee }
-        _modify { yield &writerStorage.pointee }
-    }
+    /// property would pay a dynamic exclusivity check each time. Containers write through
+    /// `state.output.pointee` (a `let` pointer): an accessor on the state instead would retain
+    /// and release the state around every write.
+    let output: UnsafeMutablePointer<AvroWriter>
     // The state is reused call after call on its thread (AvroThreadScratch), so these change
     // between calls; never during one, hence no exclusivity checks.
     @exclusivity(unchecked) private(set) var nodes: [AvroNode]
@@ -100,16 +98,16 @@ final class AvroEncodingState {
     @exclusivity(unchecked) var leaves = AvroObjectPool<_AvroEncoder>()
 
     init(nodes: [AvroNode], cache: AvroProgramCache) {
-        writerStorage = .allocate(capacity: 1)
-        writerStorage.initialize(to: AvroWriter(capacity: 0))
+        output = .allocate(capacity: 1)
+        output.initialize(to: AvroWriter(capacity: 0))
         self.nodes = nodes
         self.cache = cache
         retainedCache = cache
     }
 
     deinit {
-        writerStorage.deinitialize(count: 1)
-        writerStorage.deallocate()
+        output.deinitialize(count: 1)
+        output.deallocate()
     }
 
     /// Readies a reused state for a call with `cache`'s schema.
@@ -180,21 +178,21 @@ final class AvroEncodingState {
         case .union:
             let single = cache.singleBranch[node]
             if single >= 0 {
-                writer.writeLong(Int64(single))
+                output.pointee.writeLong(Int64(single))
                 try encodeValue(value, node: cache.singleBranchNode[node], codingPath: codingPath, key: key, depth: depth + 1)
                 return
             }
             guard case .union(let branches) = nodes[node] else { return }
-            let start = writer.bytes.count
+            let start = output.pointee.bytes.count
             var lastError: (any Error)?
             for i in branches.indices {
-                writer.writeLong(Int64(i))
+                output.pointee.writeLong(Int64(i))
                 do {
                     try encodeValue(value, node: branches[i], codingPath: codingPath, key: key, depth: depth + 1)
                     return
                 } catch {
                     lastError = error
-                    writer.bytes.removeSubrange(start...)
+                    output.pointee.bytes.removeSubrange(start...)
                 }
             }
             throw lastError ?? fail(codingPath, key: key, "no union branch accepts the value")
@@ -205,18 +203,18 @@ final class AvroEncodingState {
             if let date = value as? Date {
                 guard case .long(let logical) = nodes[node] else { return }
                 switch logical {
-                case .timestampMicros, .localTimestampMicros: writer.writeLong(Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
-                default: writer.writeLong(Int64((date.timeIntervalSince1970 * 1000).rounded()))
+                case .timestampMicros, .localTimestampMicros: output.pointee.writeLong(Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
+                default: output.pointee.writeLong(Int64((date.timeIntervalSince1970 * 1000).rounded()))
                 }
                 return
             }
         case .int:
             if let date = value as? Date, case .int(.date) = nodes[node] {
-                writer.writeLong(Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
+                output.pointee.writeLong(Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
                 return
             }
         case .string:
-            if let uuid = value as? UUID { writer.writeString(uuid.uuidString.lowercased()); return }
+            if let uuid = value as? UUID { output.pointee.writeString(uuid.uuidString.lowercased()); return }
         default: break
         }
         let encoder = acquireLeaf(node: node, basePath: codingPath, key: key, depth: depth)
@@ -234,7 +232,7 @@ final class AvroEncodingState {
         if cache.kinds[node] == .union {
             let single = cache.singleBranch[node]
             guard single >= 0 else { return false }
-            writer.writeLong(Int64(single))
+            output.pointee.writeLong(Int64(single))
             target = cache.singleBranchNode[node]
         }
         var container = AvroSingleValueEncoding(state: self, nodeIndex: target, codingPath: codingPath, key: key, depth: depth)
@@ -244,10 +242,10 @@ final class AvroEncodingState {
 
     func encodeBytes(_ b: [UInt8], node: Int, codingPath: [any CodingKey]) throws {
         switch nodes[node] {
-        case .bytes: writer.writeBytes(b)
+        case .bytes: output.pointee.writeBytes(b)
         case .fixed(let name, let size, _):
             guard b.count == size else { throw fail(codingPath, "fixed \(name.fullName) needs \(size) bytes, the value has \(b.count)") }
-            writer.bytes.append(contentsOf: b)
+            output.pointee.bytes.append(contentsOf: b)
         default: throw fail(codingPath, "bytes given for Avro type \(nodes[node].kindName)")
         }
     }
@@ -255,11 +253,11 @@ final class AvroEncodingState {
     /// Writes what an absent field holds: `null` in a union with null, else the field's default.
     func encodeAbsent(_ field: AvroField, record: String, codingPath: [any CodingKey]) throws {
         if cache.kinds[field.type] == .union, cache.nullBranch[field.type] >= 0 {
-            writer.writeLong(Int64(cache.nullBranch[field.type]))
+            output.pointee.writeLong(Int64(cache.nullBranch[field.type]))
             return
         }
         if let d = field.defaultValue {
-            try nodes.withUnsafeBufferPointer { try AvroSchema.encode(d, node: field.type, nodes: $0, into: &writer, depth: 0) }
+            try nodes.withUnsafeBufferPointer { try AvroSchema.encode(d, node: field.type, nodes: $0, into: &output.pointee, depth: 0) }
             return
         }
         throw fail(codingPath, "record \(record) needs field \"\(field.name)\", which the value does not provide (and it has no default)")
@@ -351,11 +349,11 @@ struct AvroEncoderSingleValueContainer: SingleValueEncodingContainer {
         let state = encoder.state, node = encoder.node
         switch state.cache.kinds[node] {
         case .string:
-            state.writer.writeString(value)
+            state.output.pointee.writeString(value)
             return
         case .enumeration:
             if let i = state.cache.symbolIndex(value, node: node) {
-                state.writer.writeLong(Int64(i))
+                state.output.pointee.writeLong(Int64(i))
                 return
             }
         default: break
@@ -488,7 +486,7 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
         let type = layout.types[i]
         switch state.cache.kinds[type] {
         case .null: return
-        case .union where state.cache.nullBranch[type] >= 0: state.writer.writeLong(Int64(state.cache.nullBranch[type]))
+        case .union where state.cache.nullBranch[type] >= 0: state.output.pointee.writeLong(Int64(state.cache.nullBranch[type]))
         default: throw state.fail(codingPath + [key], "nil given for field \"\(layout.names[i])\", which is not nullable")
         }
     }
@@ -537,7 +535,7 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
         guard state.cache.kinds[node] == .union else { return node }
         let single = state.cache.singleBranch[node]
         guard single >= 0 else { return -1 - node }
-        state.writer.writeLong(Int64(single))
+        state.output.pointee.writeLong(Int64(single))
         return state.cache.singleBranchNode[node]
     }
 
@@ -578,9 +576,9 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
     }
 
     func entry(_ key: any CodingKey, _ body: () throws -> Void) throws {
-        swap(&buffer, &state.writer.bytes)
-        defer { swap(&buffer, &state.writer.bytes) }
-        state.writer.writeString(key.stringValue)
+        swap(&buffer, &state.output.pointee.bytes)
+        defer { swap(&buffer, &state.output.pointee.bytes) }
+        state.output.pointee.writeString(key.stringValue)
         try body()
         count += 1
     }
@@ -592,7 +590,7 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
                 if case .null = state.nodes[valueNode] { return }
                 throw state.fail(codingPath + [key], "nil given for a map value that is not nullable")
             }
-            state.writer.writeLong(Int64(n))
+            state.output.pointee.writeLong(Int64(n))
         }
     }
 
@@ -606,10 +604,10 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
 
     func finish() throws {
         if count > 0 {
-            state.writer.writeLong(Int64(count))
-            state.writer.bytes.append(contentsOf: buffer)
+            state.output.pointee.writeLong(Int64(count))
+            state.output.pointee.bytes.append(contentsOf: buffer)
         }
-        state.writer.writeLong(0)
+        state.output.pointee.writeLong(0)
     }
 }
 
@@ -627,30 +625,30 @@ struct AvroRecordKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerP
     // state on every field.
     mutating func encode(_ value: String, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .string { return storage.state.writer.writeString(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .string { return storage.state.output.pointee.writeString(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Bool, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .boolean { return storage.state.writer.writeBoolean(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .boolean { return storage.state.output.pointee.writeBoolean(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Double, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .double { return storage.state.writer.writeDouble(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .double { return storage.state.output.pointee.writeDouble(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Float, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .float { return storage.state.writer.writeFloat(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .float { return storage.state.output.pointee.writeFloat(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Int64, forKey key: Key) throws {
         let t = try storage.target(key)
         if t >= 0 {
             switch storage.state.cache.kinds[t] {
-            case .long: return storage.state.writer.writeLong(value)
-            case .int: if let v = Int32(exactly: value) { return storage.state.writer.writeInt(v) }
+            case .long: return storage.state.output.pointee.writeLong(value)
+            case .int: if let v = Int32(exactly: value) { return storage.state.output.pointee.writeInt(v) }
             default: break
             }
         }
@@ -660,7 +658,7 @@ struct AvroRecordKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerP
         let t = try storage.target(key)
         if t >= 0 {
             let kind = storage.state.cache.kinds[t]
-            if kind == .int || kind == .long { return storage.state.writer.writeLong(Int64(value)) }
+            if kind == .int || kind == .long { return storage.state.output.pointee.writeLong(Int64(value)) }
         }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
@@ -761,8 +759,8 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
 
     func item(_ body: () throws -> Void) throws {
         if let error { throw error }
-        swap(&buffer, &state.writer.bytes)
-        defer { swap(&buffer, &state.writer.bytes) }
+        swap(&buffer, &state.output.pointee.bytes)
+        defer { swap(&buffer, &state.output.pointee.bytes) }
         try body()
         count += 1
     }
@@ -774,7 +772,7 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
                 if case .null = state.nodes[itemNode] { return }
                 throw state.fail(codingPath, "nil given for an array item that is not nullable")
             }
-            state.writer.writeLong(Int64(n))
+            state.output.pointee.writeLong(Int64(n))
         }
     }
 
@@ -795,10 +793,10 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
     func finish() throws {
         if let error { throw error }
         if count > 0 {
-            state.writer.writeLong(Int64(count))
-            state.writer.bytes.append(contentsOf: buffer)
+            state.output.pointee.writeLong(Int64(count))
+            state.output.pointee.bytes.append(contentsOf: buffer)
         }
-        state.writer.writeLong(0)
+        state.output.pointee.writeLong(0)
     }
 }
 
@@ -836,39 +834,39 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
         case .null: return
         case .union(let branches):
             guard let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else { throw mismatch("nil") }
-            state.writer.writeLong(Int64(n))
+            state.output.pointee.writeLong(Int64(n))
         default: throw mismatch("nil")
         }
     }
 
     mutating func encode(_ value: Bool) throws {
         guard case .boolean = node else { throw mismatch("a Bool") }
-        state.writer.writeBoolean(value)
+        state.output.pointee.writeBoolean(value)
     }
 
     mutating func encode(_ value: String) throws {
         switch node {
-        case .string: state.writer.writeString(value)
-        case .bytes: state.writer.writeBytes(Array(value.utf8))
+        case .string: state.output.pointee.writeString(value)
+        case .bytes: state.output.pointee.writeBytes(Array(value.utf8))
         case .enumeration(let name, let symbols, _):
             guard let i = symbols.firstIndex(of: value) else { throw state.fail(codingPath, "\"\(value)\" is not a symbol of enum \(name.fullName)") }
-            state.writer.writeLong(Int64(i))
+            state.output.pointee.writeLong(Int64(i))
         default: throw mismatch("a String")
         }
     }
 
     mutating func encode(_ value: Double) throws {
         switch node {
-        case .double: state.writer.writeDouble(value)
-        case .float: state.writer.writeFloat(Float(value))
+        case .double: state.output.pointee.writeDouble(value)
+        case .float: state.output.pointee.writeFloat(Float(value))
         default: throw mismatch("a Double")
         }
     }
 
     mutating func encode(_ value: Float) throws {
         switch node {
-        case .float: state.writer.writeFloat(value)
-        case .double: state.writer.writeDouble(Double(value))
+        case .float: state.output.pointee.writeFloat(value)
+        case .double: state.output.pointee.writeDouble(Double(value))
         default: throw mismatch("a Float")
         }
     }
@@ -877,12 +875,12 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
         switch node {
         case .int:
             guard let v = Int32(exactly: value) else { throw state.fail(codingPath, "\(value) is out of range for an Avro int") }
-            state.writer.writeInt(v)
+            state.output.pointee.writeInt(v)
         case .long:
             guard let v = Int64(exactly: value) else { throw state.fail(codingPath, "\(value) is out of range for an Avro long") }
-            state.writer.writeLong(v)
-        case .float: state.writer.writeFloat(Float(value))
-        case .double: state.writer.writeDouble(Double(value))
+            state.output.pointee.writeLong(v)
+        case .float: state.output.pointee.writeFloat(Float(value))
+        case .double: state.output.pointee.writeDouble(Double(value))
         default: throw mismatch("an integer")
         }
     }
@@ -944,9 +942,9 @@ struct AvroSymbolValueContainer: SingleValueEncodingContainer {
     var codingPath: [any CodingKey] { encoder.codingPath }
 
     mutating func encode(_ value: String) throws {
-        let state = encoder.record.state
-        if let i = state.cache.symbolIndex(value, node: encoder.node) {
-            state.writer.writeLong(Int64(i))
+        // Through the `let` chain, not a local: a local would retain the state.
+        if let i = encoder.record.state.cache.symbolIndex(value, node: encoder.node) {
+            encoder.record.state.output.pointee.writeLong(Int64(i))
             return
         }
         var c = encoder.general
