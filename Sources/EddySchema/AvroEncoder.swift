@@ -48,7 +48,7 @@ public struct AvroEncoder: Sendable {
         let state: AvroEncodingState
         if let reusable = scratch.encoding, !reusable.inUse {
             state = reusable
-            state.prepare(nodes: schema.nodes, cache: schema.programCache)
+            state.prepare(schema: schema)
         } else {
             state = AvroEncodingState(nodes: schema.nodes, cache: schema.programCache)
             if scratch.encoding == nil { scratch.encoding = state }
@@ -80,7 +80,7 @@ final class AvroEncodingState {
     // The state is reused call after call on its thread (AvroThreadScratch), so these change
     // between calls; never during one, hence no exclusivity checks.
     @exclusivity(unchecked) private(set) var nodes: [AvroNode]
-    /// Set by every call (``prepare(nodes:cache:)``) from a schema the caller holds for the
+    /// Set by every call (``prepare(schema:)``) from a schema the caller holds for the
     /// call's length; unowned so the hot path's table reads pay no reference counting.
     @exclusivity(unchecked) private(set) unowned(unsafe) var cache: AvroProgramCache
     /// Holds `cache` strongly: for a state made for one call (reentrant calls), so that it cannot
@@ -110,13 +110,14 @@ final class AvroEncodingState {
         output.deallocate()
     }
 
-    /// Readies a reused state for a call with `cache`'s schema.
-    @inline(__always) func prepare(nodes: [AvroNode], cache: AvroProgramCache) {
+    /// Readies a reused state for a call with `schema`. Takes the schema (borrowed), not its
+    /// nodes: passing the nodes array would copy (retain and release) it on every call.
+    @inline(__always) func prepare(schema: borrowing AvroSchema) {
         // The same schema as the last call (the common case): its nodes are already here.
-        if retainedCache !== cache {
-            self.nodes = nodes
-            self.cache = cache
-            retainedCache = cache
+        if retainedCache !== schema.programCache {
+            nodes = schema.nodes
+            cache = schema.programCache
+            retainedCache = schema.programCache
         }
         records.removeAll(keepingEntries: true)
         leaves.removeAll(keepingEntries: true)
