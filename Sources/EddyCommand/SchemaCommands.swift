@@ -59,6 +59,49 @@ func readSchemaFile(_ path: String) throws -> String {
     return text
 }
 
+/// Parses a `--reference` value, `NAME=SUBJECT:VERSION`: the reference's name (Avro: a named
+/// type's full name; Protobuf: the import path; JSON Schema: the `$ref` URL), the subject it is
+/// registered under and the version, a number 1…2^31-1 or `latest`. The name is everything
+/// before the first `=`, the version everything after the last `:` (subjects may hold `:`).
+/// Throws a `ValidationError` that shows the expected form.
+func parseSchemaReference(_ text: String) throws -> SchemaReference {
+    let form = "--reference takes NAME=SUBJECT:VERSION (e.g. com.acme.Address=address-value:1 or common.proto=common-value:latest)"
+    guard let equals = text.firstIndex(of: "=") else { throw ValidationError("\(form); \"\(text)\" has no '='") }
+    let name = String(text[..<equals])
+    let rest = text[text.index(after: equals)...]
+    guard let colon = rest.lastIndex(of: ":") else { throw ValidationError("\(form); \"\(text)\" has no ':' before the version") }
+    let subject = String(rest[..<colon])
+    let versionText = String(rest[rest.index(after: colon)...])
+    guard !name.isEmpty else { throw ValidationError("\(form); \"\(text)\" has an empty name") }
+    guard !subject.isEmpty else { throw ValidationError("\(form); \"\(text)\" has an empty subject") }
+    guard subject.utf8.count <= SchemaRegistryLimits.maximumSubjectBytes else {
+        throw ValidationError("\(form); the subject of \"\(text)\" is longer than \(SchemaRegistryLimits.maximumSubjectBytes) bytes")
+    }
+    let version: Int
+    if versionText == "latest" || versionText == "-1" {
+        version = -1
+    } else if let n = Int32(versionText), n >= 1 {
+        version = Int(n)
+    } else {
+        throw ValidationError("\(form); the version \"\(versionText)\" in \"\(text)\" is not a number 1…2147483647 or latest")
+    }
+    return SchemaReference(name: name, subject: subject, version: version)
+}
+
+/// Parses every `--reference` value (see ``parseSchemaReference(_:)``), refusing a name given twice
+/// and more than ``SchemaRegistryLimits/maximumReferences`` references.
+func parseSchemaReferences(_ texts: [String]) throws -> [SchemaReference] {
+    guard texts.count <= SchemaRegistryLimits.maximumReferences else {
+        throw ValidationError("at most \(SchemaRegistryLimits.maximumReferences) --reference options (SchemaRegistryLimits.maximumReferences), found \(texts.count)")
+    }
+    let references = try texts.map(parseSchemaReference)
+    var names: Set<String> = []
+    for r in references where !names.insert(r.name).inserted {
+        throw ValidationError("--reference names \"\(r.name)\" twice; each reference needs its own name")
+    }
+    return references
+}
+
 extension SchemaType: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
     public static var allValueStrings: [String] { allCases.map { $0.rawValue.lowercased() } }
@@ -83,11 +126,19 @@ struct SchemasCommand: ParsableCommand {
         @Argument(help: "The subject, e.g. orders-value.") var subject: String
         @Option(name: .long, help: "avro, protobuf or json.") var type: SchemaType = .avro
         @Option(name: .long, help: "The schema file.") var file: String
+        @Option(name: .long, help: ArgumentHelp(
+            "A schema the file uses, registered before: NAME=SUBJECT:VERSION (repeatable).",
+            discussion: "NAME is an Avro named type's full name, a Protobuf import path or a JSON Schema $ref URL; VERSION a number or latest.",
+            valueName: "name=subject:version"))
+        var reference: [String] = []
+
+        func validate() throws { _ = try parseSchemaReferences(reference) }
 
         func run() throws {
             let text = try readSchemaFile(file)
+            let references = try parseSchemaReferences(reference)
             try reportingErrors {
-                let id = try options.client().register(subject: subject, type: type, schema: text)
+                let id = try options.client().register(subject: subject, type: type, schema: text, references: references)
                 print(id)
             }
         }
@@ -133,13 +184,20 @@ struct SchemasCommand: ParsableCommand {
         @Option(name: .long, help: "avro, protobuf or json.") var type: SchemaType = .avro
         @Option(name: .long, help: "The schema file.") var file: String
         @Option(name: .long, help: "Check against this version only (default: per the subject's level).") var version: String?
+        @Option(name: .long, help: ArgumentHelp("A schema the file uses, registered before: NAME=SUBJECT:VERSION (repeatable).",
+                                                valueName: "name=subject:version"))
+        var reference: [String] = []
+
+        func validate() throws { _ = try parseSchemaReferences(reference) }
 
         func run() throws {
             let text = try readSchemaFile(file)
+            let references = try parseSchemaReferences(reference)
             var incompatible = false
             try reportingErrors {
                 let v = try version.map { try SchemaVersion(parsing: $0) }
-                let (compatible, messages) = try options.client().checkCompatibility(subject: subject, type: type, schema: text, version: v)
+                let (compatible, messages) = try options.client().checkCompatibility(subject: subject, type: type, schema: text,
+                                                                                     references: references, version: v)
                 if compatible {
                     print("compatible")
                 } else {

@@ -38,6 +38,12 @@ struct AvroWriter {
     }
 
     @inline(__always) mutating func writeString(_ value: String) {
+        // Native and small strings lend their UTF-8 without a copy of the string (no retain).
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            writeLong(Int64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+        if done != nil { return }
         var s = value
         s.withUTF8 { utf8 in
             writeLong(Int64(utf8.count))

@@ -48,15 +48,15 @@ public struct AvroEncoder: Sendable {
         let state: AvroEncodingState
         if let reusable = scratch.encoding, !reusable.inUse {
             state = reusable
-            state.prepare(nodes: schema.nodes, cache: schema.programCache)
+            state.prepare(schema: schema)
         } else {
             state = AvroEncodingState(nodes: schema.nodes, cache: schema.programCache)
             if scratch.encoding == nil { scratch.encoding = state }
         }
         state.inUse = true
-        swap(&state.writer.bytes, &bytes)
+        swap(&state.output.pointee.bytes, &bytes)
         defer {
-            swap(&state.writer.bytes, &bytes)
+            swap(&state.output.pointee.bytes, &bytes)
             state.inUse = false
             if scratch.encoding !== state { state.releasePools() }
         }
@@ -73,44 +73,52 @@ public struct AvroEncoder: Sendable {
 /// Shared state of one encoding call.
 final class AvroEncodingState {
     /// The writer lives behind a pointer: it is mutated on every write, and a stored class
-    /// property would pay a dynamic exclusivity check each time.
-    private let writerStorage: UnsafeMutablePointer<AvroWriter>
-    var writer: AvroWriter {
-        _read { yield writerStorage.pointee }
-        _modify { yield &writerStorage.pointee }
-    }
+    /// property would pay a dynamic exclusivity check each time. Containers write through
+    /// `state.output.pointee` (a `let` pointer): an accessor on the state instead would retain
+    /// and release the state around every write.
+    let output: UnsafeMutablePointer<AvroWriter>
     // The state is reused call after call on its thread (AvroThreadScratch), so these change
     // between calls; never during one, hence no exclusivity checks.
     @exclusivity(unchecked) private(set) var nodes: [AvroNode]
-    /// Set by every call (``prepare(nodes:cache:)``) from a schema the caller holds for the
+    /// Set by every call (``prepare(schema:)``) from a schema the caller holds for the
     /// call's length; unowned so the hot path's table reads pay no reference counting.
     @exclusivity(unchecked) private(set) unowned(unsafe) var cache: AvroProgramCache
-    /// Holds the cache of a state made for one call (reentrant calls), which no caller may outlive.
-    private var ownedCache: AvroProgramCache?
+    /// Holds `cache` strongly: for a state made for one call (reentrant calls), so that it cannot
+    /// outlive it; for the thread's reused state, so that the last schema's cache stays alive and
+    /// its identity tells whether the next call uses the same schema (an address freed and reused
+    /// by another schema cannot be mistaken for it).
+    @exclusivity(unchecked) private var retainedCache: AvroProgramCache?
     /// Whether a call is using the state.
     @exclusivity(unchecked) var inUse = false
+    /// The error of a container an enum field's value asked for and cannot have (see
+    /// ``AvroSymbolEncoder``), thrown once the value's `encode(to:)` returns.
+    @exclusivity(unchecked) var pendingError: EddyError?
     /// Record and leaf encoders reused from value to value.
     @exclusivity(unchecked) var records = AvroObjectPool<AvroRecordEncoding>()
     @exclusivity(unchecked) var leaves = AvroObjectPool<_AvroEncoder>()
 
     init(nodes: [AvroNode], cache: AvroProgramCache) {
-        writerStorage = .allocate(capacity: 1)
-        writerStorage.initialize(to: AvroWriter(capacity: 0))
+        output = .allocate(capacity: 1)
+        output.initialize(to: AvroWriter(capacity: 0))
         self.nodes = nodes
         self.cache = cache
-        ownedCache = cache
+        retainedCache = cache
     }
 
     deinit {
-        writerStorage.deinitialize(count: 1)
-        writerStorage.deallocate()
+        output.deinitialize(count: 1)
+        output.deallocate()
     }
 
-    /// Readies a reused state for a call with `cache`'s schema.
-    @inline(__always) func prepare(nodes: [AvroNode], cache: AvroProgramCache) {
-        self.nodes = nodes
-        self.cache = cache
-        ownedCache = nil
+    /// Readies a reused state for a call with `schema`. Takes the schema (borrowed), not its
+    /// nodes: passing the nodes array would copy (retain and release) it on every call.
+    @inline(__always) func prepare(schema: borrowing AvroSchema) {
+        // The same schema as the last call (the common case): its nodes are already here.
+        if retainedCache !== schema.programCache {
+            nodes = schema.nodes
+            cache = schema.programCache
+            retainedCache = schema.programCache
+        }
         records.removeAll(keepingEntries: true)
         leaves.removeAll(keepingEntries: true)
     }
@@ -171,21 +179,21 @@ final class AvroEncodingState {
         case .union:
             let single = cache.singleBranch[node]
             if single >= 0 {
-                writer.writeLong(Int64(single))
+                output.pointee.writeLong(Int64(single))
                 try encodeValue(value, node: cache.singleBranchNode[node], codingPath: codingPath, key: key, depth: depth + 1)
                 return
             }
             guard case .union(let branches) = nodes[node] else { return }
-            let start = writer.bytes.count
+            let start = output.pointee.bytes.count
             var lastError: (any Error)?
             for i in branches.indices {
-                writer.writeLong(Int64(i))
+                output.pointee.writeLong(Int64(i))
                 do {
                     try encodeValue(value, node: branches[i], codingPath: codingPath, key: key, depth: depth + 1)
                     return
                 } catch {
                     lastError = error
-                    writer.bytes.removeSubrange(start...)
+                    output.pointee.bytes.removeSubrange(start...)
                 }
             }
             throw lastError ?? fail(codingPath, key: key, "no union branch accepts the value")
@@ -196,18 +204,18 @@ final class AvroEncodingState {
             if let date = value as? Date {
                 guard case .long(let logical) = nodes[node] else { return }
                 switch logical {
-                case .timestampMicros, .localTimestampMicros: writer.writeLong(Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
-                default: writer.writeLong(Int64((date.timeIntervalSince1970 * 1000).rounded()))
+                case .timestampMicros, .localTimestampMicros: output.pointee.writeLong(Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
+                default: output.pointee.writeLong(Int64((date.timeIntervalSince1970 * 1000).rounded()))
                 }
                 return
             }
         case .int:
             if let date = value as? Date, case .int(.date) = nodes[node] {
-                writer.writeLong(Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
+                output.pointee.writeLong(Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
                 return
             }
         case .string:
-            if let uuid = value as? UUID { writer.writeString(uuid.uuidString.lowercased()); return }
+            if let uuid = value as? UUID { output.pointee.writeString(uuid.uuidString.lowercased()); return }
         default: break
         }
         let encoder = acquireLeaf(node: node, basePath: codingPath, key: key, depth: depth)
@@ -225,7 +233,7 @@ final class AvroEncodingState {
         if cache.kinds[node] == .union {
             let single = cache.singleBranch[node]
             guard single >= 0 else { return false }
-            writer.writeLong(Int64(single))
+            output.pointee.writeLong(Int64(single))
             target = cache.singleBranchNode[node]
         }
         var container = AvroSingleValueEncoding(state: self, nodeIndex: target, codingPath: codingPath, key: key, depth: depth)
@@ -235,10 +243,10 @@ final class AvroEncodingState {
 
     func encodeBytes(_ b: [UInt8], node: Int, codingPath: [any CodingKey]) throws {
         switch nodes[node] {
-        case .bytes: writer.writeBytes(b)
+        case .bytes: output.pointee.writeBytes(b)
         case .fixed(let name, let size, _):
             guard b.count == size else { throw fail(codingPath, "fixed \(name.fullName) needs \(size) bytes, the value has \(b.count)") }
-            writer.bytes.append(contentsOf: b)
+            output.pointee.bytes.append(contentsOf: b)
         default: throw fail(codingPath, "bytes given for Avro type \(nodes[node].kindName)")
         }
     }
@@ -246,11 +254,11 @@ final class AvroEncodingState {
     /// Writes what an absent field holds: `null` in a union with null, else the field's default.
     func encodeAbsent(_ field: AvroField, record: String, codingPath: [any CodingKey]) throws {
         if cache.kinds[field.type] == .union, cache.nullBranch[field.type] >= 0 {
-            writer.writeLong(Int64(cache.nullBranch[field.type]))
+            output.pointee.writeLong(Int64(cache.nullBranch[field.type]))
             return
         }
         if let d = field.defaultValue {
-            try nodes.withUnsafeBufferPointer { try AvroSchema.encode(d, node: field.type, nodes: $0, into: &writer, depth: 0) }
+            try nodes.withUnsafeBufferPointer { try AvroSchema.encode(d, node: field.type, nodes: $0, into: &output.pointee, depth: 0) }
             return
         }
         throw fail(codingPath, "record \(record) needs field \"\(field.name)\", which the value does not provide (and it has no default)")
@@ -342,11 +350,11 @@ struct AvroEncoderSingleValueContainer: SingleValueEncodingContainer {
         let state = encoder.state, node = encoder.node
         switch state.cache.kinds[node] {
         case .string:
-            state.writer.writeString(value)
+            state.output.pointee.writeString(value)
             return
         case .enumeration:
             if let i = state.cache.symbolIndex(value, node: node) {
-                state.writer.writeLong(Int64(i))
+                state.output.pointee.writeLong(Int64(i))
                 return
             }
         default: break
@@ -479,7 +487,7 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
         let type = layout.types[i]
         switch state.cache.kinds[type] {
         case .null: return
-        case .union where state.cache.nullBranch[type] >= 0: state.writer.writeLong(Int64(state.cache.nullBranch[type]))
+        case .union where state.cache.nullBranch[type] >= 0: state.output.pointee.writeLong(Int64(state.cache.nullBranch[type]))
         default: throw state.fail(codingPath + [key], "nil given for field \"\(layout.names[i])\", which is not nullable")
         }
     }
@@ -492,7 +500,25 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
     /// key matched it by that name), so the caller's key type never becomes an existential here.
     @inline(__always) func encodeField<T: Encodable, K: CodingKey>(_ value: T, key: K) throws {
         let i = try seek(key)
-        try state.encodeValue(value, node: layout.types[i], codingPath: codingPath, key: AvroFieldKey(layout.names[i]), depth: depth + 1)
+        let type = layout.types[i]
+        if state.cache.kinds[type] == .enumeration {
+            try encodeSymbolField(value, node: type, field: i)
+            return
+        }
+        try state.encodeValue(value, node: type, codingPath: codingPath, key: AvroFieldKey(layout.names[i]), depth: depth + 1)
+    }
+
+    /// An enum field (typically a `String`-backed Swift enum): encoded through a value-type
+    /// ``AvroSymbolEncoder`` that writes the symbol straight to the output, so the field needs no
+    /// pooled encoder and no general value dispatch. What the value cannot encode into an enum
+    /// (a keyed or unkeyed container) fails as on the general path.
+    func encodeSymbolField<T: Encodable>(_ value: T, node: Int, field: Int) throws {
+        state.pendingError = nil
+        try value.encode(to: AvroSymbolEncoder(record: self, node: node, field: field))
+        if let error = state.pendingError {
+            state.pendingError = nil
+            throw error
+        }
     }
 
     func encodePrimitive<T: Encodable>(_ value: T, key: any CodingKey, _ body: (inout AvroSingleValueEncoding) throws -> Void) throws {
@@ -510,7 +536,7 @@ final class AvroRecordEncoding: AvroKeyedEncodingStorage, Encoder {
         guard state.cache.kinds[node] == .union else { return node }
         let single = state.cache.singleBranch[node]
         guard single >= 0 else { return -1 - node }
-        state.writer.writeLong(Int64(single))
+        state.output.pointee.writeLong(Int64(single))
         return state.cache.singleBranchNode[node]
     }
 
@@ -551,9 +577,9 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
     }
 
     func entry(_ key: any CodingKey, _ body: () throws -> Void) throws {
-        swap(&buffer, &state.writer.bytes)
-        defer { swap(&buffer, &state.writer.bytes) }
-        state.writer.writeString(key.stringValue)
+        swap(&buffer, &state.output.pointee.bytes)
+        defer { swap(&buffer, &state.output.pointee.bytes) }
+        state.output.pointee.writeString(key.stringValue)
         try body()
         count += 1
     }
@@ -565,7 +591,7 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
                 if case .null = state.nodes[valueNode] { return }
                 throw state.fail(codingPath + [key], "nil given for a map value that is not nullable")
             }
-            state.writer.writeLong(Int64(n))
+            state.output.pointee.writeLong(Int64(n))
         }
     }
 
@@ -579,10 +605,10 @@ final class AvroMapEncoding: AvroKeyedEncodingStorage {
 
     func finish() throws {
         if count > 0 {
-            state.writer.writeLong(Int64(count))
-            state.writer.bytes.append(contentsOf: buffer)
+            state.output.pointee.writeLong(Int64(count))
+            state.output.pointee.bytes.append(contentsOf: buffer)
         }
-        state.writer.writeLong(0)
+        state.output.pointee.writeLong(0)
     }
 }
 
@@ -600,30 +626,30 @@ struct AvroRecordKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerP
     // state on every field.
     mutating func encode(_ value: String, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .string { return storage.state.writer.writeString(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .string { return storage.state.output.pointee.writeString(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Bool, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .boolean { return storage.state.writer.writeBoolean(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .boolean { return storage.state.output.pointee.writeBoolean(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Double, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .double { return storage.state.writer.writeDouble(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .double { return storage.state.output.pointee.writeDouble(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Float, forKey key: Key) throws {
         let t = try storage.target(key)
-        if t >= 0, storage.state.cache.kinds[t] == .float { return storage.state.writer.writeFloat(value) }
+        if t >= 0, storage.state.cache.kinds[t] == .float { return storage.state.output.pointee.writeFloat(value) }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
     mutating func encode(_ value: Int64, forKey key: Key) throws {
         let t = try storage.target(key)
         if t >= 0 {
             switch storage.state.cache.kinds[t] {
-            case .long: return storage.state.writer.writeLong(value)
-            case .int: if let v = Int32(exactly: value) { return storage.state.writer.writeInt(v) }
+            case .long: return storage.state.output.pointee.writeLong(value)
+            case .int: if let v = Int32(exactly: value) { return storage.state.output.pointee.writeInt(v) }
             default: break
             }
         }
@@ -633,7 +659,7 @@ struct AvroRecordKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerP
         let t = try storage.target(key)
         if t >= 0 {
             let kind = storage.state.cache.kinds[t]
-            if kind == .int || kind == .long { return storage.state.writer.writeLong(Int64(value)) }
+            if kind == .int || kind == .long { return storage.state.output.pointee.writeLong(Int64(value)) }
         }
         try storage.primitiveSlow(value, key: key, target: t) { try $0.encode(value) }
     }
@@ -734,8 +760,8 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
 
     func item(_ body: () throws -> Void) throws {
         if let error { throw error }
-        swap(&buffer, &state.writer.bytes)
-        defer { swap(&buffer, &state.writer.bytes) }
+        swap(&buffer, &state.output.pointee.bytes)
+        defer { swap(&buffer, &state.output.pointee.bytes) }
         try body()
         count += 1
     }
@@ -747,7 +773,7 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
                 if case .null = state.nodes[itemNode] { return }
                 throw state.fail(codingPath, "nil given for an array item that is not nullable")
             }
-            state.writer.writeLong(Int64(n))
+            state.output.pointee.writeLong(Int64(n))
         }
     }
 
@@ -768,10 +794,10 @@ final class AvroArrayEncoding: UnkeyedEncodingContainer, AvroContainerFinisher {
     func finish() throws {
         if let error { throw error }
         if count > 0 {
-            state.writer.writeLong(Int64(count))
-            state.writer.bytes.append(contentsOf: buffer)
+            state.output.pointee.writeLong(Int64(count))
+            state.output.pointee.bytes.append(contentsOf: buffer)
         }
-        state.writer.writeLong(0)
+        state.output.pointee.writeLong(0)
     }
 }
 
@@ -809,39 +835,39 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
         case .null: return
         case .union(let branches):
             guard let n = branches.firstIndex(where: { if case .null = state.nodes[$0] { true } else { false } }) else { throw mismatch("nil") }
-            state.writer.writeLong(Int64(n))
+            state.output.pointee.writeLong(Int64(n))
         default: throw mismatch("nil")
         }
     }
 
     mutating func encode(_ value: Bool) throws {
         guard case .boolean = node else { throw mismatch("a Bool") }
-        state.writer.writeBoolean(value)
+        state.output.pointee.writeBoolean(value)
     }
 
     mutating func encode(_ value: String) throws {
         switch node {
-        case .string: state.writer.writeString(value)
-        case .bytes: state.writer.writeBytes(Array(value.utf8))
+        case .string: state.output.pointee.writeString(value)
+        case .bytes: state.output.pointee.writeBytes(Array(value.utf8))
         case .enumeration(let name, let symbols, _):
             guard let i = symbols.firstIndex(of: value) else { throw state.fail(codingPath, "\"\(value)\" is not a symbol of enum \(name.fullName)") }
-            state.writer.writeLong(Int64(i))
+            state.output.pointee.writeLong(Int64(i))
         default: throw mismatch("a String")
         }
     }
 
     mutating func encode(_ value: Double) throws {
         switch node {
-        case .double: state.writer.writeDouble(value)
-        case .float: state.writer.writeFloat(Float(value))
+        case .double: state.output.pointee.writeDouble(value)
+        case .float: state.output.pointee.writeFloat(Float(value))
         default: throw mismatch("a Double")
         }
     }
 
     mutating func encode(_ value: Float) throws {
         switch node {
-        case .float: state.writer.writeFloat(value)
-        case .double: state.writer.writeDouble(Double(value))
+        case .float: state.output.pointee.writeFloat(value)
+        case .double: state.output.pointee.writeDouble(Double(value))
         default: throw mismatch("a Float")
         }
     }
@@ -850,12 +876,12 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
         switch node {
         case .int:
             guard let v = Int32(exactly: value) else { throw state.fail(codingPath, "\(value) is out of range for an Avro int") }
-            state.writer.writeInt(v)
+            state.output.pointee.writeInt(v)
         case .long:
             guard let v = Int64(exactly: value) else { throw state.fail(codingPath, "\(value) is out of range for an Avro long") }
-            state.writer.writeLong(v)
-        case .float: state.writer.writeFloat(Float(value))
-        case .double: state.writer.writeDouble(Double(value))
+            state.output.pointee.writeLong(v)
+        case .float: state.output.pointee.writeFloat(Float(value))
+        case .double: state.output.pointee.writeDouble(Double(value))
         default: throw mismatch("an integer")
         }
     }
@@ -874,4 +900,70 @@ struct AvroSingleValueEncoding: SingleValueEncodingContainer {
     mutating func encode<T: Encodable>(_ value: T) throws {
         try state.encodeValue(value, node: nodeIndex, codingPath: basePath, key: key, depth: depth + 1)
     }
+}
+
+/// The `Encoder` of a record field whose schema type is an enum (see
+/// ``AvroRecordEncoding/encodeSymbolField(_:node:field:)``): three words, so it travels inline
+/// in the `any Encoder` existential (no allocation). Valid while its record encodes one value.
+struct AvroSymbolEncoder: Encoder {
+    let record: AvroRecordEncoding
+    let node: Int
+    let field: Int
+
+    var codingPath: [any CodingKey] { record.codingPath + [AvroFieldKey(record.layout.names[field])] }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    /// The general single-value container for the field, for everything but a known symbol.
+    var general: AvroSingleValueEncoding {
+        AvroSingleValueEncoding(state: record.state, nodeIndex: node, codingPath: record.codingPath,
+                                key: AvroFieldKey(record.layout.names[field]), depth: record.depth + 1)
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let error = record.state.fail(codingPath, "a keyed value (struct or dictionary) given for Avro type \(record.state.nodes[node].kindName)")
+        record.state.pendingError = error
+        return KeyedEncodingContainer(AvroKeyedEncodingContainer<Key>(storage: AvroFailingEncoding(error: error)))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let storage = AvroArrayEncoding(state: record.state, itemNode: node, codingPath: codingPath, depth: record.depth + 1)
+        let error = record.state.fail(codingPath, "a list given for Avro type \(record.state.nodes[node].kindName)")
+        storage.error = error
+        record.state.pendingError = error
+        return storage
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer { AvroSymbolValueContainer(encoder: self) }
+}
+
+/// The single-value container of ``AvroSymbolEncoder``: a symbol of the enum is written as its
+/// index; anything else takes the general single-value path (which converts or explains).
+struct AvroSymbolValueContainer: SingleValueEncodingContainer {
+    let encoder: AvroSymbolEncoder
+    var codingPath: [any CodingKey] { encoder.codingPath }
+
+    mutating func encode(_ value: String) throws {
+        // Through the `let` chain, not a local: a local would retain the state.
+        if let i = encoder.record.state.cache.symbolIndex(value, node: encoder.node) {
+            encoder.record.state.output.pointee.writeLong(Int64(i))
+            return
+        }
+        var c = encoder.general
+        try c.encode(value)
+    }
+    mutating func encodeNil() throws { var c = encoder.general; try c.encodeNil() }
+    mutating func encode(_ value: Bool) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Double) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Float) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int8) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int16) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int32) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: Int64) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt8) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt16) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt32) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode(_ value: UInt64) throws { var c = encoder.general; try c.encode(value) }
+    mutating func encode<T: Encodable>(_ value: T) throws { var c = encoder.general; try c.encode(value) }
 }

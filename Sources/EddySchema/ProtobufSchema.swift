@@ -3,14 +3,22 @@ import EddyCore
 /// A `.proto` file (proto2 or proto3) parsed into its messages, fields and enums: enough to
 /// register Protobuf schemas, compute Confluent's message indexes and check compatibility.
 ///
-/// Understood: `syntax`, `package`, `import` (names kept; imported types are taken on trust),
+/// Understood: `syntax`, `package`, `import` (resolved against the files given to
+/// ``init(parsing:imports:)``; the types of an import not given are taken on trust),
 /// `option` (skipped), `message` (nested messages and enums, fields with `optional`/`required`/
 /// `repeated` labels, `map<K, V>`, `oneof`, `reserved` numbers, ranges and names, `extensions`
 /// skipped), `enum` (values, `reserved`), `service` (skipped). Comments `//` and `/* */`.
 /// Refused with ``EddyError/Code/invalidArgument`` naming line and column: syntax errors,
-/// unknown field types (not a scalar, not a message or enum defined in the file, not qualified
-/// as coming from an import), duplicate field numbers or names, numbers out of range or in the
-/// 19000–19999 range Protobuf reserves, fields using a number the message reserved.
+/// unknown field types (not a scalar, not a message or enum defined in the file or in a given
+/// import, not qualified as coming from an import that was not given), duplicate field numbers
+/// or names, numbers out of range or in the 19000–19999 range Protobuf reserves, fields using a
+/// number the message reserved.
+///
+/// Imports (Confluent's schema references, whose names are the import paths): the messages and
+/// enums of an imported file, and of the files it imports with `import public`, can be used by
+/// the importing file by their full names or relative to its scope, and take part in
+/// compatibility checks (see ``ProtobufCompatibility``). The identity (``canonicalText``) is the
+/// file's own text; the registry tells apart the same text with other references.
 public struct ProtobufSchema: Hashable, Sendable {
     /// A field of a message.
     public struct Field: Hashable, Sendable {
@@ -45,6 +53,11 @@ public struct ProtobufSchema: Hashable, Sendable {
     public var syntax: String
     public var package: String
     public var imports: [String]
+    /// The imports marked `import public` (re-exported to files that import this one).
+    public var publicImports: [String]
+    /// Messages (nested ones included) and enums the given imports define, by full name.
+    public var importedMessages: [String: Message]
+    public var importedEnums: [String: Enumeration]
     /// Top-level messages in order.
     public var messages: [Message]
     /// Every enum, nested or not, by full name.
@@ -97,15 +110,56 @@ public struct ProtobufSchema: Hashable, Sendable {
     public static func == (a: ProtobufSchema, b: ProtobufSchema) -> Bool { a.canonicalText == b.canonicalText }
     public func hash(into hasher: inout Hasher) { hasher.combine(canonicalText) }
 
+    /// Every message this file can use: its own (nested included) and those of its imports.
+    var visibleMessages: [String: Message] { allMessages.merging(importedMessages) { own, _ in own } }
+    /// Every enum this file can use: its own and those of its imports.
+    var visibleEnums: [String: Enumeration] { enums.merging(importedEnums) { own, _ in own } }
+
+    /// What a file that imports this one sees of it: its own messages and enums, and what its
+    /// public imports export.
+    var exportedMessages: [String: Message] {
+        var out = allMessages
+        for path in publicImports { out.merge(reexportedMessages[path] ?? [:]) { own, _ in own } }
+        return out
+    }
+    var exportedEnums: [String: Enumeration] {
+        var out = enums
+        for path in publicImports { out.merge(reexportedEnums[path] ?? [:]) { own, _ in own } }
+        return out
+    }
+    /// Per given import path, what that file exports (for this file's public imports).
+    private var reexportedMessages: [String: [String: Message]] = [:]
+    private var reexportedEnums: [String: [String: Enumeration]] = [:]
+
     /// Parses `.proto` text. See the type's documentation for what is refused.
     public init(parsing text: String) throws {
+        try self.init(parsing: text, imports: [:])
+    }
+
+    /// Parses `.proto` text whose `import`s are resolved in `imports`, parsed files by import
+    /// path (the registry passes the schemas a version's references name). Imports missing from
+    /// `imports` are taken on trust (qualified types from them are accepted unchecked, as for
+    /// well-known types); given files that the text does not import are ignored. Errors as
+    /// ``init(parsing:)``.
+    public init(parsing text: String, imports importedFiles: [String: ProtobufSchema]) throws {
         var parser = ProtoParser(text: text)
         try parser.parseFile()
         syntax = parser.syntax
         package = parser.package
         imports = parser.imports
+        publicImports = parser.publicImports
         messages = parser.messages
         enums = parser.enums
+        importedMessages = [:]
+        importedEnums = [:]
+        for path in parser.imports {
+            guard let file = importedFiles[path] else { continue }
+            let (m, e) = (file.exportedMessages, file.exportedEnums)
+            importedMessages.merge(m) { first, _ in first }
+            importedEnums.merge(e) { first, _ in first }
+            reexportedMessages[path] = m
+            reexportedEnums[path] = e
+        }
         var out = "syntax=\(parser.syntax);package=\(parser.package);"
         func render(_ m: Message) {
             out += "message \(m.fullName){"
@@ -125,9 +179,10 @@ public struct ProtobufSchema: Hashable, Sendable {
         try validateTypes()
     }
 
-    /// Resolves every field's type name against the messages and enums of the file.
+    /// Resolves every field's type name against the messages and enums of the file and its imports.
     private mutating func validateTypes() throws {
-        let known = Set(allMessages.keys).union(enums.keys)
+        let known = Set(visibleMessages.keys).union(visibleEnums.keys)
+        let trustsImports = imports.contains { path in reexportedMessages[path] == nil }
         func resolve(_ name: String, scope: String) -> String? {
             if name.hasPrefix(".") { return known.contains(String(name.dropFirst())) ? String(name.dropFirst()) : nil }
             var parts = scope.split(separator: ".").map(String.init)
@@ -151,8 +206,8 @@ public struct ProtobufSchema: Hashable, Sendable {
                 for t in types {
                     if ProtobufSchema.scalars.contains(t) { resolved.append(t); continue }
                     if let r = resolve(t, scope: m.fullName) { resolved.append(r); continue }
-                    // A qualified name from an import is taken on trust.
-                    if !imports.isEmpty, t.contains(".") { resolved.append(t.hasPrefix(".") ? String(t.dropFirst()) : t); continue }
+                    // A qualified name from an import that was not given is taken on trust.
+                    if trustsImports, t.contains(".") { resolved.append(t.hasPrefix(".") ? String(t.dropFirst()) : t); continue }
                     throw EddyError(.invalidArgument, "invalid Protobuf schema: field \"\(m.fields[i].name)\" of \(m.fullName) has unknown type \"\(t)\"")
                 }
                 m.fields[i].type = isMap ? "map<\(resolved.joined(separator: ","))>" : resolved[0]
@@ -173,6 +228,7 @@ struct ProtoParser {
     var syntax = "proto2"
     var package = ""
     var imports: [String] = []
+    var publicImports: [String] = []
     var messages: [ProtobufSchema.Message] = []
     var enums: [String: ProtobufSchema.Enumeration] = [:]
     var peeked: Token?
@@ -309,9 +365,11 @@ struct ProtoParser {
                 try expect(";")
             case .word("import"):
                 var n = try next()
-                if n == .word("public") || n == .word("weak") { n = try next() }
+                let isPublic = n == .word("public")
+                if isPublic || n == .word("weak") { n = try next() }
                 guard case .string(let s) = n else { throw fail("expected a quoted import path") }
                 imports.append(s)
+                if isPublic { publicImports.append(s) }
                 try expect(";")
             case .word("option"): try skipStatement()
             case .word("message"): messages.append(try parseMessage(scope: package))
@@ -464,6 +522,12 @@ struct ProtoParser {
 /// message of the writer's), `PACKAGE_CHANGED`, `SYNTAX_CHANGED`. A field only one side has is
 /// fine: Protobuf skips unknown fields and defaults missing ones.
 ///
+/// Messages from imports (``ProtobufSchema/init(parsing:imports:)``) are checked by the same
+/// rules when the writer's own messages reach them through fields (directly, through map
+/// values, or through other imported messages) and the reader sees them too (its own file or
+/// its imports); a message the reader lacks because its import was not given is not reported.
+/// Fields of imported enum types count as enums, not messages.
+///
 /// Evolution rule (new version against an earlier one, whatever the direction):
 /// `RESERVED_FIELD_REUSED`, a field number or name the earlier version reserved is used again.
 public enum ProtobufCompatibility {
@@ -476,16 +540,32 @@ public enum ProtobufCompatibility {
         func add(_ path: String, _ rule: String, _ message: String) { issues.append(SchemaIncompatibility(path: path, rule: rule, message: message)) }
         if writer.package != reader.package { add("package", "PACKAGE_CHANGED", "the package changed from \"\(writer.package)\" to \"\(reader.package)\"") }
         if writer.syntax != reader.syntax { add("syntax", "SYNTAX_CHANGED", "the syntax changed from \(writer.syntax) to \(reader.syntax)") }
-        let rMessages = reader.allMessages
-        let isMessage = Set(writer.allMessages.keys).union(rMessages.keys)
+        let rMessages = reader.visibleMessages
+        let wMessages = writer.visibleMessages
+        let (wEnums, rEnums) = (writer.visibleEnums, reader.visibleEnums)
+        let isMessage = Set(wMessages.keys).union(rMessages.keys)
         func kind(_ f: ProtobufSchema.Field) -> String {
             if f.type.hasPrefix("map<") { return "map" }
             if ProtobufSchema.scalars.contains(f.type) { return "scalar" }
-            return isMessage.contains(f.type) ? "message" : (writer.enums[f.type] != nil || reader.enums[f.type] != nil ? "enum" : "message")
+            return isMessage.contains(f.type) ? "message" : (wEnums[f.type] != nil || rEnums[f.type] != nil ? "enum" : "message")
         }
-        for (name, w) in writer.allMessages.sorted(by: { $0.key < $1.key }) {
+        // The writer's own messages, then the imported ones they reach.
+        let own = writer.allMessages
+        var reached: Set<String> = []
+        var pending = Array(own.values)
+        while let m = pending.popLast() {
+            for f in m.fields {
+                let names = f.type.hasPrefix("map<") ? f.type.dropFirst(4).dropLast().split(separator: ",").map(String.init) : [f.type]
+                for t in names where own[t] == nil {
+                    if let imported = writer.importedMessages[t], reached.insert(t).inserted { pending.append(imported) }
+                }
+            }
+        }
+        let checked = own.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value, true) }
+            + reached.sorted().compactMap { name in wMessages[name].map { (name, $0, false) } }
+        for (name, w, isOwn) in checked {
             guard let r = rMessages[name] else {
-                add(name, "MESSAGE_MISSING", "the reader's schema has no message \(name)")
+                if isOwn { add(name, "MESSAGE_MISSING", "the reader's schema has no message \(name)") }
                 continue
             }
             for wf in w.fields {

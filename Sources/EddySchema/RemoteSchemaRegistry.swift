@@ -175,9 +175,17 @@ public final class RemoteSchemaRegistry: SchemaRegistryClient, Sendable {
     /// Whether `schema` may be registered under `subject` (against `version`, or per the subject's
     /// level when nil), and the server's reasons when not.
     public func checkCompatibility(subject: String, type: SchemaType, schema: String, version: SchemaVersion?) throws -> (compatible: Bool, messages: [String]) {
+        try checkCompatibility(subject: subject, type: type, schema: schema, references: [], version: version)
+    }
+
+    /// Whether `schema`, using `references` to schemas registered before, may be registered under
+    /// `subject` (against `version`, or per the subject's level when nil), and the server's
+    /// reasons when not.
+    public func checkCompatibility(subject: String, type: SchemaType, schema: String, references: [SchemaReference],
+                                   version: SchemaVersion?) throws -> (compatible: Bool, messages: [String]) {
         var path = ["compatibility", "subjects", subject, "versions"]
         if let version { path.append(version.description) }
-        let json = try request("POST", path, query: "verbose=true", body: Self.schemaBody(type, schema))
+        let json = try request("POST", path, query: "verbose=true", body: Self.schemaBody(type, schema, references))
         return (json["is_compatible"]?.boolValue ?? false, json["messages"]?.arrayValue?.compactMap(\.stringValue) ?? [])
     }
 

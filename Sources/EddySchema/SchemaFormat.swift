@@ -53,7 +53,8 @@ public enum ParsedSchema: Hashable, Sendable {
 
     /// Parses `text` as a schema of `type` that uses registered schemas through references:
     /// Avro sees the named types of `references.texts` (parsed first, in order); JSON Schema
-    /// resolves `$ref`s to `references.documents` by name; Protobuf takes imported types on trust.
+    /// resolves `$ref`s to `references.documents` by name; Protobuf resolves `import`s to
+    /// `references.documents` by import path (imports not among them are taken on trust).
     init(type: SchemaType, text: String, references: ResolvedReferences) throws {
         switch type {
         case .avro: self = .avro(try AvroSchema(parsing: text, referencedSchemas: references.texts))
@@ -63,7 +64,12 @@ public enum ParsedSchema: Hashable, Sendable {
                 if case .json(let document) = parsed { documents[name] = document }
             }
             self = .json(try JSONSchema(parsing: text, referencedDocuments: documents))
-        case .protobuf: self = .protobuf(try ProtobufSchema(parsing: text))
+        case .protobuf:
+            var files: [String: ProtobufSchema] = [:]
+            for (name, parsed) in references.documents {
+                if case .protobuf(let file) = parsed { files[name] = file }
+            }
+            self = .protobuf(try ProtobufSchema(parsing: text, imports: files))
         }
     }
 

@@ -249,4 +249,57 @@ import Testing
         #expect(try AvroDecoder(schema: schema).decode(Address.self, from: second) == Address(street: "Next", zip: 8))
         #expect(leaker.kept != nil)
     }
+
+    enum Level: Int, Codable { case low = 0, high = 1 }
+    /// Encodes itself as a keyed value or a list, neither of which an enum can hold.
+    struct Shaped: Codable {
+        var asList: Bool
+        enum Keys: String, CodingKey { case x }
+        init(asList: Bool) { self.asList = asList }
+        init(from decoder: any Decoder) throws { asList = false }
+        func encode(to encoder: any Encoder) throws {
+            if asList {
+                var list = encoder.unkeyedContainer()
+                try list.encode(1)
+            } else {
+                var keyed = encoder.container(keyedBy: Keys.self)
+                try keyed.encode(1, forKey: .x)
+            }
+        }
+    }
+    struct Painted<C: Codable>: Codable { var id: Int64; var color: C }
+
+    @Test func enumFieldsWriteSymbolsAndRefuseWhatIsNotASymbolWithThePath() throws {
+        let schema = try AvroSchema(parsing: #"{"type":"record","name":"Painted","fields":[{"name":"id","type":"long"},{"name":"color","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}}]}"#)
+        let encoder = AvroEncoder(schema: schema)
+        #expect(try encoder.encode(Painted(id: 1, color: Color.green)) == (try schema.encode(.record([.long(1), .enumeration(1)]))))
+        #expect(try encoder.encode(Painted(id: 1, color: "RED")) == (try schema.encode(.record([.long(1), .enumeration(0)]))))
+        func message(_ body: () throws -> Void) -> String? {
+            do { try body() } catch let error as EddyError { return error.message } catch { return "\(error)" }
+            return nil
+        }
+        let unknown = message { _ = try encoder.encode(Painted(id: 1, color: "BLUE")) }
+        #expect(unknown?.contains("color") == true && unknown?.contains("BLUE") == true, "\(unknown ?? "accepted")")
+        let number = message { _ = try encoder.encode(Painted(id: 1, color: Level.high)) }
+        #expect(number?.contains("color") == true && number?.contains("Color") == true, "\(number ?? "accepted")")
+        let keyed = message { _ = try encoder.encode(Painted(id: 1, color: Shaped(asList: false))) }
+        #expect(keyed?.contains("color") == true && keyed?.contains("keyed value") == true, "\(keyed ?? "accepted")")
+        let list = message { _ = try encoder.encode(Painted(id: 1, color: Shaped(asList: true))) }
+        #expect(list?.contains("color") == true && list?.contains("a list") == true, "\(list ?? "accepted")")
+        // A failure leaves nothing behind: the next value encodes as it should.
+        #expect(try encoder.encode(Painted(id: 2, color: Color.red)) == (try schema.encode(.record([.long(2), .enumeration(0)]))))
+    }
+
+    @Test func schemasMadeAndDroppedOneAfterAnotherEachEncodeWithTheirOwnTypes() throws {
+        // The thread's coding state remembers the last schema; a new schema (possibly at the
+        // address of a freed one) must never be taken for it.
+        for i in 0..<200 {
+            let symbols = (0...(i % 5)).map { "S\($0)" }
+            let text = #"{"type":"record","name":"R\#(i)","fields":[{"name":"id","type":"long"},{"name":"color","type":{"type":"enum","name":"E","symbols":[\#(symbols.map { "\"\($0)\"" }.joined(separator: ","))]}}]}"#
+            let schema = try AvroSchema(parsing: text)
+            let value = Painted(id: Int64(i), color: symbols.last!)
+            let bytes = try AvroEncoder(schema: schema).encode(value)
+            #expect(bytes == (try schema.encode(.record([.long(Int64(i)), .enumeration(symbols.count - 1)]))), "schema \(i)")
+        }
+    }
 }
