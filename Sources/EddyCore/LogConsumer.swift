@@ -25,6 +25,10 @@ public protocol LogConsumer: AnyObject {
     /// Records after the current positions, up to the configured record and byte limits;
     /// waits up to `timeoutMilliseconds` when none are available. Rebalance callbacks run here.
     func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord]
+    /// What `poll` returns, kept in the bytes read from the log: no allocation per record (see
+    /// ``ConsumerRecords``). Same positions, limits and callbacks as `poll`. The default copies
+    /// the records of `poll`; backends that can hand out their buffers implement it.
+    func pollRecords(timeoutMilliseconds: Int) throws -> ConsumerRecords
 
     /// The next offset `poll` will read from `partition`.
     func position(_ partition: TopicPartition) throws -> Offset
@@ -81,6 +85,11 @@ extension LogConsumer {
     /// Default for consumers that store no metadata: the committed offsets, with empty metadata.
     public func committedWithMetadata(_ partitions: [TopicPartition]) throws -> [TopicPartition: OffsetAndMetadata] {
         try committed(partitions).mapValues { OffsetAndMetadata($0) }
+    }
+
+    /// The records of ``poll(timeoutMilliseconds:)``, copied into ``ConsumerRecords``.
+    public func pollRecords(timeoutMilliseconds: Int) throws -> ConsumerRecords {
+        ConsumerRecords(copying: try poll(timeoutMilliseconds: timeoutMilliseconds))
     }
 
     /// Commits the current positions of all assigned partitions.

@@ -12,6 +12,11 @@ public protocol LogProducer: AnyObject {
     /// Queues `record`. Throws at once for what can be known at once (unknown topic or
     /// partition, record over the size limit, closed or fenced producer).
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws
+    /// Queues one record given as raw bytes (`nil`: a null key or value), without a delivery
+    /// handler: what `send(ProducerRecord(...))` does, without building the record's arrays.
+    /// The bytes are copied before it returns. The default builds a ``ProducerRecord``.
+    func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+              headers: [Header], timestamp: Timestamp?) throws
     /// Appends everything queued and waits for the acknowledgements.
     func flush() throws
     /// Serves delivery handlers of acknowledged records without blocking.
@@ -25,6 +30,13 @@ public protocol LogProducer: AnyObject {
 extension LogProducer {
     /// Queues `record` with no delivery handler; failures surface from `flush()`.
     public func send(_ record: ProducerRecord) throws { try send(record, delivery: nil) }
+
+    /// The raw-bytes send as a ``ProducerRecord`` (copies key and value into arrays).
+    public func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+                     headers: [Header], timestamp: Timestamp?) throws {
+        try send(ProducerRecord(topic: topic, partition: partition, key: key.map { Array($0) }, value: value.map { Array($0) },
+                                headers: headers, timestamp: timestamp), delivery: nil)
+    }
 }
 
 /// A producer whose appends and consumer offsets commit or abort together (Kafka's

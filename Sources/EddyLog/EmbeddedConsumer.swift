@@ -31,6 +31,13 @@ final class EmbeddedConsumer: LogConsumer {
         /// Average stored bytes per record seen so far (0: unknown), to size reads so that a
         /// poll limited by `maximumPollRecords` does not copy megabytes it will not decode.
         var bytesPerRecord = 0
+        /// Records a poll decoded beyond its record limit (the rest of the last batch it read),
+        /// handed out first by the next poll if the position is still `pendingPosition`: a
+        /// batch is read and decoded once however small `maximumPollRecords` is.
+        var pending: ConsumerRecords.PartitionRecords?
+        var pendingPosition: Offset = 0
+        /// The position once the pending records are handed out (past their last batch).
+        var pendingEnd: Offset = 0
     }
 
     /// Smallest read asked of a partition, whatever the record-size estimate says.
@@ -201,6 +208,12 @@ final class EmbeddedConsumer: LogConsumer {
     /// Throws ``EddyError/Code/invalidState`` when the consumer neither subscribed nor
     /// assigned partitions (as Kafka's consumer does), rather than waiting for nothing.
     func poll(timeoutMilliseconds: Int) throws -> [ConsumerRecord] {
+        try pollRecords(timeoutMilliseconds: timeoutMilliseconds).records()
+    }
+
+    /// ``poll(timeoutMilliseconds:)`` without a record object per record: the records stay in
+    /// the bytes read from the partitions' logs.
+    func pollRecords(timeoutMilliseconds: Int) throws -> ConsumerRecords {
         try checkOpen()
         if case .none = mode {
             throw EddyError(.invalidState, "the consumer is not subscribed to any topic and has no assigned partitions")
@@ -214,9 +227,9 @@ final class EmbeddedConsumer: LogConsumer {
             log.beginWaiting(waiter, topics: assignedTopics)
             defer { log.endWaiting(waiter) }
             let records = try fetch()
-            if !records.isEmpty { return records }
+            if !records.partitions.isEmpty { return records }
             let left = deadline - ClientLock.monotonicMilliseconds()
-            if left <= 0 { return [] }
+            if left <= 0 { return ConsumerRecords() }
             waiter.wait(milliseconds: min(Int(left), heartbeatInterval))
             try checkOpen()
         }
@@ -248,84 +261,111 @@ final class EmbeddedConsumer: LogConsumer {
         }
     }
 
-    private func fetch() throws -> [ConsumerRecord] {
+    private func fetch() throws -> ConsumerRecords {
         let count = order.count
-        guard count > 0 else { return [] }
-        var records: [ConsumerRecord] = []
+        guard count > 0 else { return ConsumerRecords() }
+        var records = ConsumerRecords()
+        var total = 0
         var budget = configuration.fetchMaximumBytes
         let start = nextStart % count
         nextStart = (start + 1) % count
         for step in 0..<count {
             let tp = order[(start + step) % count]
             guard var state = states[tp], !state.paused else { continue }
-            try read(tp, &state, into: &records, budget: &budget)
+            let part = try read(tp, &state, limit: configuration.maximumPollRecords - total, budget: &budget)
             states[tp] = state
-            if records.count >= configuration.maximumPollRecords || budget <= 0 { break }
+            if let part, !part.isEmpty {
+                total += part.count
+                records.partitions.append(part)
+            }
+            if total >= configuration.maximumPollRecords || budget <= 0 { break }
         }
         return records
     }
 
-    private func read(_ tp: TopicPartition, _ state: inout PartitionState, into records: inout [ConsumerRecord],
-                      budget: inout Int) throws {
+    /// At most `limit` records of `tp` from its position on: the pending records of the last
+    /// read if the position has not moved since, else whole batches read from the log.
+    private func read(_ tp: TopicPartition, _ state: inout PartitionState, limit: Int,
+                      budget: inout Int) throws -> ConsumerRecords.PartitionRecords? {
         var position: Offset
         if let current = state.position { position = current } else { position = try initialPosition(tp, state.log) }
+        if let pending = state.pending {
+            state.pending = nil
+            if position == state.pendingPosition {
+                return handOut(pending, limit: limit, end: state.pendingEnd, state: &state)
+            }
+        }
         let fetched: PartitionLog.FetchedData
         var maxBytes = max(1, min(configuration.partitionFetchMaximumBytes, budget))
         if state.bytesPerRecord > 0 {
-            let wanted = configuration.maximumPollRecords - records.count
-            let estimate = wanted.multipliedReportingOverflow(by: state.bytesPerRecord + state.bytesPerRecord / 4)
+            let estimate = limit.multipliedReportingOverflow(by: state.bytesPerRecord + state.bytesPerRecord / 4)
             if !estimate.overflow { maxBytes = min(maxBytes, max(EmbeddedConsumer.minimumReadBytes, estimate.partialValue)) }
         }
         do {
             fetched = try state.log.read(from: position, maxBytes: maxBytes, isolation: configuration.isolation)
         } catch let error as EddyError where error.code == .offsetOutOfRange {
             state.position = try resetPosition(tp, state.log)
-            return
+            return nil
         }
-        defer { state.position = position }
-        guard !fetched.bytes.isEmpty else { return }
+        guard !fetched.bytes.isEmpty else {
+            state.position = position
+            return nil
+        }
         budget -= fetched.bytes.count
-        let limit = configuration.maximumPollRecords
-        let countBefore = records.count
+        var entries: [ConsumerRecords.Entry] = []
+        var extra: [UInt8] = []
         var decodedBytes = 0
-        defer {
-            let decoded = records.count - countBefore
-            if decoded > 0 && decodedBytes > 0 { state.bytesPerRecord = max(1, decodedBytes / decoded) }
-        }
         var filter = AbortedTransactionFilter(isolation: configuration.isolation, aborted: fetched.abortedTransactions)
-        try fetched.bytes.withUnsafeBytes { all in
-            var at = 0
-            while at + RecordBatch.headerSize <= all.count && records.count < limit {
-                let rest = UnsafeRawBufferPointer(rebasing: all[at...])
-                let header = try RecordBatch.parseHeader(rest, context: "\(tp) at offset \(position)")
-                let size = header.totalSize
-                guard size <= rest.count else { break }
-                let batch = UnsafeRawBufferPointer(rebasing: rest[0..<size])
-                at += size
-                if header.lastOffset < position { continue }
-                if try filter.skips(header, batch: batch) {
-                    position = header.lastOffset + 1
-                    continue
+        do {
+            defer { state.position = position }
+            try fetched.bytes.withUnsafeBytes { all in
+                var at = 0
+                // Whole batches: the records past `limit` wait in `pending` for the next poll.
+                while at + RecordBatch.headerSize <= all.count && entries.count < limit {
+                    let rest = UnsafeRawBufferPointer(rebasing: all[at...])
+                    let header = try RecordBatch.parseHeader(rest, context: "\(tp) at offset \(position)")
+                    let size = header.totalSize
+                    guard size <= rest.count else { break }
+                    let batch = UnsafeRawBufferPointer(rebasing: rest[0..<size])
+                    let batchStart = at
+                    at += size
+                    if header.lastOffset < position { continue }
+                    if try filter.skips(header, batch: batch) {
+                        position = header.lastOffset + 1
+                        continue
+                    }
+                    // No second CRC pass: PartitionLog.read returns only batches that passed theirs.
+                    decodedBytes += size
+                    try RecordBatch.appendEntries(of: batch, header: header, batchStart: batchStart, from: position,
+                                                  maximumBytes: Limits.maximumRecordBytesCeiling, into: &entries,
+                                                  extra: &extra, extraBase: all.count,
+                                                  context: { "\(tp) batch at offset \(header.baseOffset)" })
+                    position = max(position, header.lastOffset + 1)
                 }
-                // No second CRC pass: PartitionLog.read returns only batches that passed theirs.
-                decodedBytes += size
-                let appendTime = header.timestampType == .logAppendTime
-                try RecordBatch.visitRecords(in: batch, maximumBytes: Limits.maximumRecordBytesCeiling,
-                                             context: "\(tp) batch at offset \(header.baseOffset)", whileTrue: { view in
-                    guard records.count < limit else { return false }
-                    guard view.offset >= position else { return true }
-                    records.append(ConsumerRecord(
-                        topic: tp.topic, partition: tp.partition, offset: view.offset,
-                        timestamp: appendTime ? header.maxTimestamp : view.timestamp,
-                        timestampType: header.timestampType,
-                        key: view.key.map { Array($0) }, value: view.value.map { Array($0) },
-                        headers: view.headerCount == 0 ? [] : try view.headers()))
-                    position = view.offset + 1
-                    return true
-                })
-                if records.count < limit { position = max(position, header.lastOffset + 1) }
             }
         }
+        if !entries.isEmpty && decodedBytes > 0 { state.bytesPerRecord = max(1, decodedBytes / entries.count) }
+        guard !entries.isEmpty else { return nil }
+        let bytes = extra.isEmpty ? fetched.bytes : fetched.bytes + extra
+        let all = ConsumerRecords.PartitionRecords(topicPartition: tp, bytes: bytes, entries: entries[...])
+        return handOut(all, limit: limit, end: position, state: &state)
+    }
+
+    /// The first `limit` records of `records`; the rest become the partition's pending records.
+    /// `end` is the position once all of them are handed out.
+    private func handOut(_ records: ConsumerRecords.PartitionRecords, limit: Int, end: Offset,
+                         state: inout PartitionState) -> ConsumerRecords.PartitionRecords {
+        guard records.count > limit else {
+            state.position = end
+            return records
+        }
+        let cut = records.entries.startIndex + limit
+        let next = records.entries[cut - 1].offset + 1
+        state.pending = records.slice(cut..<records.entries.endIndex)
+        state.pendingPosition = next
+        state.pendingEnd = end
+        state.position = next
+        return records.slice(records.entries.startIndex..<cut)
     }
 
     // MARK: - Positions and offsets

@@ -31,6 +31,13 @@ final class EmbeddedProducer: LogProducer {
     }
 
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws { try core.send(record, delivery: delivery) }
+    func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+              headers: [Header], timestamp: Timestamp?) throws {
+        try core.send { accumulator, append in
+            try accumulator.add(topic: topic, partition: partition, key: key, value: value, headers: headers,
+                                timestamp: timestamp, delivery: nil, append: append)
+        }
+    }
     func flush() throws { try core.flush() }
     func poll() { core.poll() }
     func partitionCount(of topic: String) throws -> Int { try core.partitionCount(of: topic) }
@@ -47,7 +54,8 @@ final class ProducerCore: @unchecked Sendable {
     // delivery handlers run outside it, on the owner's thread.
     private let log: EmbeddedLog
     private let lock = ClientLock()
-    private var accumulator: RecordAccumulator
+    /// Unchecked exclusivity: reached only under `lock`, never by two overlapping accesses.
+    @exclusivity(unchecked) private var accumulator: RecordAccumulator
     private var closed = false
     private var lingerScheduled = false
 
@@ -64,6 +72,12 @@ final class ProducerCore: @unchecked Sendable {
     }
 
     func send(_ record: ProducerRecord, delivery: DeliveryHandler?) throws {
+        try send { accumulator, append in try accumulator.add(record, delivery: delivery, append: append) }
+    }
+
+    /// Runs `add` (one record into the accumulator) under the lock, then the completions.
+    @inline(__always)
+    func send(_ add: (inout RecordAccumulator, RecordAccumulator.Append) throws -> Void) throws {
         lock.lock()
         if closed {
             lock.unlock()
@@ -71,7 +85,7 @@ final class ProducerCore: @unchecked Sendable {
         }
         do {
             // The closure reads `self.log` only when a batch is appended, not per record.
-            try accumulator.add(record, delivery: delivery) { batch, partition in try self.log.append(&batch, to: partition) }
+            try add(&accumulator) { batch, partition in try self.log.append(&batch, to: partition) }
         } catch {
             let completions = accumulator.takeCompletions()
             lock.unlock()
@@ -166,15 +180,19 @@ struct RecordAccumulator {
         var handler: DeliveryHandler
     }
 
+    // `@exclusivity(unchecked)` on the per-record state below: buffers are reached only through
+    // their accumulator, one call at a time (under the producer's lock, or by the owner of a
+    // transactional producer), and no access overlaps another, so the run-time exclusivity
+    // checks (two calls each per access, several accesses per record) buy nothing.
     private final class PartitionBuffer {
         let partition: Int
-        var builder: RecordBatchBuilder
-        var pending: [Pending] = []
+        @exclusivity(unchecked) var builder: RecordBatchBuilder
+        @exclusivity(unchecked) var pending: [Pending] = []
         /// Monotonic time of the first record in the batch.
-        var openedAt: Int64 = 0
-        var nextSequence: Int32 = 0
+        @exclusivity(unchecked) var openedAt: Int64 = 0
+        @exclusivity(unchecked) var nextSequence: Int32 = 0
         /// Whether it is in `nonEmpty`.
-        var listed = false
+        @exclusivity(unchecked) var listed = false
         init(partition: Int, builder: RecordBatchBuilder) {
             self.partition = partition
             self.builder = builder
@@ -183,11 +201,11 @@ struct RecordAccumulator {
 
     private final class TopicState {
         let handle: TopicHandle
-        var buffers: [PartitionBuffer?]
-        var stickyPartition: Int
+        @exclusivity(unchecked) var buffers: [PartitionBuffer?]
+        @exclusivity(unchecked) var stickyPartition: Int
         let batchLimit: Int
         /// The topic was deleted (seen on an append): look it up again.
-        var stale = false
+        @exclusivity(unchecked) var stale = false
         init(handle: TopicHandle, batchBytes: Int) {
             self.handle = handle
             buffers = Array(repeating: nil, count: handle.partitions.count)
@@ -230,6 +248,8 @@ struct RecordAccumulator {
     }
 
     var hasPendingRecords: Bool { !nonEmpty.isEmpty }
+    /// Whether delivery handlers wait to run.
+    var hasCompletions: Bool { !completions.isEmpty }
 
     /// When the oldest pending batch is due (monotonic ms), if any.
     var lingerDeadline: Int64? {
@@ -263,40 +283,56 @@ struct RecordAccumulator {
     }
 
     /// Upper bound of a record's encoded size inside a batch (varints at their widest).
-    static func estimatedSize(_ record: ProducerRecord) -> Int {
+    static func estimatedSize(keyCount: Int, valueCount: Int, headers: [Header]) -> Int {
         var size = 1 + 10 + 5 + 5 + 5 + 5 + 5 // length, attributes, timestamp/offset deltas, lengths, header count
-        size += record.key?.count ?? 0
-        size += record.value?.count ?? 0
-        for header in record.headers { size += 10 + header.key.utf8.count + (header.value?.count ?? 0) }
+        size += keyCount + valueCount
+        for header in headers { size += 10 + header.key.utf8.count + (header.value?.count ?? 0) }
         return size
+    }
+
+    /// ``add(topic:partition:key:value:headers:timestamp:delivery:append:)`` for a ``ProducerRecord``.
+    mutating func add(_ record: ProducerRecord, delivery: DeliveryHandler?, append: Append) throws {
+        try Self.withOptionalBytes(record.key) { key in
+            try Self.withOptionalBytes(record.value) { value in
+                try add(topic: record.topic, partition: record.partition, key: key, value: value, headers: record.headers,
+                        timestamp: record.timestamp, delivery: delivery, append: append)
+            }
+        }
+    }
+
+    static func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+        guard let bytes else { return try body(nil) }
+        return try bytes.withUnsafeBytes { try body($0) }
     }
 
     /// Encodes `record` into its partition's batch, appending the batch first if the record
     /// would overflow it. With `lingerMilliseconds == 0` (and not transactional) the batch is
     /// appended at once; otherwise lingering batches go on `drainLingering`, `drainAll`, or the
     /// log's linger thread.
-    mutating func add(_ record: ProducerRecord, delivery: DeliveryHandler?, append: Append) throws {
-        let state = try topicState(record.topic)
+    mutating func add(topic: String, partition explicitPartition: Int?, key: UnsafeRawBufferPointer?,
+                      value: UnsafeRawBufferPointer?, headers: [Header], timestamp recordTimestamp: Timestamp?,
+                      delivery: DeliveryHandler?, append: Append) throws {
+        let state = try topicState(topic)
         let count = state.handle.partitions.count
         let partition: Int
-        if let explicit = record.partition {
+        if let explicit = explicitPartition {
             guard explicit >= 0 && explicit < count else {
-                throw EddyError(.unknownPartition, "topic \(record.topic) has \(count) partitions; there is no partition \(explicit)")
+                throw EddyError(.unknownPartition, "topic \(topic) has \(count) partitions; there is no partition \(explicit)")
             }
             partition = explicit
-        } else if let key = record.key {
+        } else if let key {
             partition = DefaultPartitioner.partition(key: key, count: count)
         } else {
             partition = state.stickyPartition
         }
-        if record.headers.count > Limits.maximumHeadersPerRecord {
-            throw EddyError(.invalidArgument, "record has \(record.headers.count) headers; the limit is \(Limits.maximumHeadersPerRecord)")
+        if headers.count > Limits.maximumHeadersPerRecord {
+            throw EddyError(.invalidArgument, "record has \(headers.count) headers; the limit is \(Limits.maximumHeadersPerRecord)")
         }
-        let size = RecordAccumulator.estimatedSize(record)
+        let size = RecordAccumulator.estimatedSize(keyCount: key?.count ?? 0, valueCount: value?.count ?? 0, headers: headers)
         let limit = state.handle.configuration.maximumRecordBytes
         if RecordBatch.headerSize + size > limit {
             throw EddyError(.recordTooLarge,
-                            "record of about \(RecordBatch.headerSize + size) bytes for topic \(record.topic) exceeds its max.message.bytes of \(limit) bytes")
+                            "record of about \(RecordBatch.headerSize + size) bytes for topic \(topic) exceeds its max.message.bytes of \(limit) bytes")
         }
         let buffer: PartitionBuffer
         if let existing = state.buffers[partition] {
@@ -317,7 +353,7 @@ struct RecordAccumulator {
             buffer = PartitionBuffer(partition: partition, builder: builder)
             state.buffers[partition] = buffer
         }
-        let timestamp = record.timestamp ?? clock.nowMilliseconds
+        let timestamp = recordTimestamp ?? clock.nowMilliseconds
         if buffer.builder.isEmpty {
             let now = ClientLock.monotonicMilliseconds()
             buffer.openedAt = now
@@ -330,7 +366,7 @@ struct RecordAccumulator {
         if let delivery {
             buffer.pending.append(Pending(index: buffer.builder.recordCount, timestamp: timestamp, handler: delivery))
         }
-        buffer.builder.append(key: record.key, value: record.value, headers: record.headers, timestamp: timestamp)
+        buffer.builder.appendRaw(key: key, value: value, headers: headers, timestamp: timestamp)
         if transactional == nil && configuration.lingerMilliseconds == 0 {
             appendBatch(buffer, state: state, append: append)
         }

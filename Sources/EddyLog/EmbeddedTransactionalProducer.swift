@@ -57,7 +57,9 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
 
     let transactionalID: String
     private let log: EmbeddedLog
-    private var accumulator: RecordAccumulator
+    /// Unchecked exclusivity: the producer is confined to its owner's thread and no access to
+    /// the accumulator overlaps another (its append closure does not touch it).
+    @exclusivity(unchecked) private var accumulator: RecordAccumulator
     private(set) var state: State = .uninitialized
     private var fatal: EddyError?
     private var identity: RecordAccumulator.TransactionalIdentity?
@@ -147,6 +149,15 @@ final class EmbeddedTransactionalProducer: TransactionalProducer {
         try check(.send, "send")
         defer { deliver() }
         try accumulator.add(record, delivery: delivery) { batch, partition in try appendTransactional(&batch, partition) }
+        if let error = accumulator.pendingError { _ = fail(error) }
+    }
+
+    func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+              headers: [Header], timestamp: Timestamp?) throws {
+        try check(.send, "send")
+        defer { if accumulator.hasCompletions { deliver() } }
+        try accumulator.add(topic: topic, partition: partition, key: key, value: value, headers: headers,
+                            timestamp: timestamp, delivery: nil) { batch, partition in try appendTransactional(&batch, partition) }
         if let error = accumulator.pendingError { _ = fail(error) }
     }
 

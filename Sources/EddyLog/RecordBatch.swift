@@ -229,8 +229,11 @@ public struct RecordBatchBuilder {
     public private(set) var recordCount = 0
     public private(set) var baseTimestamp: Timestamp = 0
     public private(set) var maxTimestamp: Timestamp = -1
-    /// Encoded records, uncompressed.
+    /// Encoded records, uncompressed: `records[..<used]`. The array is kept at least as long as
+    /// `used` (zero-filled beyond it) so that a record is written with plain stores into its
+    /// memory, not appended byte by byte.
     private var records: [UInt8] = []
+    private var used = 0
 
     public init(compression: CompressionCodec = .none, producerID: Int64 = -1, producerEpoch: Int16 = -1,
                 baseSequence: Int32 = -1, isTransactional: Bool = false, isControl: Bool = false) {
@@ -243,7 +246,7 @@ public struct RecordBatchBuilder {
     }
 
     /// Size of the batch if built now without compression.
-    public var uncompressedSize: Int { RecordBatch.headerSize + records.count }
+    public var uncompressedSize: Int { RecordBatch.headerSize + used }
     public var isEmpty: Bool { recordCount == 0 }
 
     /// Clears the records, keeping the settings and the allocated capacity.
@@ -251,7 +254,7 @@ public struct RecordBatchBuilder {
         recordCount = 0
         baseTimestamp = 0
         maxTimestamp = -1
-        records.removeAll(keepingCapacity: true)
+        used = 0
     }
 
     /// Appends a record; its offset will be `baseOffset + recordCount` at build time.
@@ -297,31 +300,55 @@ public struct RecordBatchBuilder {
             let valueLength = header.value?.count ?? -1
             bodySize += Varint.size(signed: Int64(valueLength)) + max(valueLength, 0)
         }
-        let needed = records.count + bodySize + Varint.maximumBytes32
-        if records.capacity < needed {
-            // Grow geometrically: reserving exactly `needed` on every record would copy the
-            // whole buffer each time (quadratic).
-            records.reserveCapacity(Swift.max(needed, records.capacity * 2))
+        let total = Varint.size(signed: Int64(bodySize)) + bodySize
+        let needed = used + total
+        if records.count < needed {
+            // Grow geometrically: growing by one record at a time would copy the whole buffer
+            // each time (quadratic).
+            records.append(contentsOf: repeatElement(0, count: Swift.max(needed, records.count * 2, 1_024) - records.count))
         }
-        Varint.appendSigned(Int64(bodySize), to: &records)
-        records.append(0) // attributes
-        Varint.appendSigned(timestampDelta, to: &records)
-        Varint.appendSigned(offsetDelta, to: &records)
-        Varint.appendSigned(Int64(keyCount), to: &records)
-        if let key { records.appendBytes(key) }
-        Varint.appendSigned(Int64(valueCount), to: &records)
-        if let value { records.appendBytes(value) }
-        Varint.appendSigned(Int64(headers.count), to: &records)
-        for header in headers {
-            Varint.appendSigned(Int64(header.key.utf8.count), to: &records)
-            records.append(contentsOf: header.key.utf8)
-            if let v = header.value {
-                Varint.appendSigned(Int64(v.count), to: &records)
-                records.append(contentsOf: v)
-            } else {
-                Varint.appendSigned(-1, to: &records)
+        let start = used
+        records.withUnsafeMutableBytes { out in
+            var p = start
+            @inline(__always) func varint(_ value: Int64) {
+                var v = Varint.zigZag(value)
+                while v >= 0x80 {
+                    out[p] = UInt8(truncatingIfNeeded: v) | 0x80
+                    p += 1
+                    v >>= 7
+                }
+                out[p] = UInt8(truncatingIfNeeded: v)
+                p += 1
             }
+            @inline(__always) func bytes(_ source: UnsafeRawBufferPointer) {
+                guard let base = source.baseAddress, source.count > 0 else { return }
+                (out.baseAddress! + p).copyMemory(from: base, byteCount: source.count)
+                p += source.count
+            }
+            varint(Int64(bodySize))
+            out[p] = 0 // attributes
+            p += 1
+            varint(timestampDelta)
+            varint(offsetDelta)
+            varint(Int64(keyCount))
+            if let key { bytes(key) }
+            varint(Int64(valueCount))
+            if let value { bytes(value) }
+            varint(Int64(headers.count))
+            for header in headers {
+                var name = header.key
+                varint(Int64(name.utf8.count))
+                name.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+                if let v = header.value {
+                    varint(Int64(v.count))
+                    v.withUnsafeBytes { bytes($0) }
+                } else {
+                    varint(-1)
+                }
+            }
+            precondition(p == start + total, "record encoding wrote \(p - start) bytes, expected \(total)")
         }
+        used = needed
         recordCount += 1
     }
 
@@ -332,9 +359,10 @@ public struct RecordBatchBuilder {
 
     /// The encoded batch with `baseOffset`. Throws only if compression fails.
     public func build(baseOffset: Offset = 0, timestampType: TimestampType = .createTime) throws -> [UInt8] {
+        let encoded = records[..<used]
         let body: [UInt8] = compression == .none
-            ? records
-            : try records.withUnsafeBytes { try Compression.compress($0, codec: compression) }
+            ? Array(encoded)
+            : try encoded.withUnsafeBytes { try Compression.compress($0, codec: compression) }
         var out = [UInt8]()
         out.reserveCapacity(RecordBatch.headerSize + body.count)
         out.appendBigEndian(baseOffset)
@@ -382,5 +410,109 @@ extension Array where Element == UInt8 {
     mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count))
+    }
+}
+
+extension RecordBatch {
+    /// Decodes the records of one whole, CRC-checked batch straight into ``ConsumerRecords``
+    /// entries (the consumer's per-record path: no allocation, no record objects).
+    ///
+    /// `batch` lies at `batchStart` in the buffer the entries will point into. Records of an
+    /// uncompressed batch are pointed at in place; a compressed batch is inflated (at most
+    /// `maximumBytes`) and appended to `extra`, whose bytes will follow the buffer's
+    /// `extraBase` bytes. Records with offsets below `from` are skipped. Throws `.corrupt` for
+    /// malformed records, with `context()` naming the batch.
+    static func appendEntries(of batch: UnsafeRawBufferPointer, header: RecordBatchHeader, batchStart: Int, from: Offset,
+                              maximumBytes: Int, into entries: inout [ConsumerRecords.Entry], extra: inout [UInt8],
+                              extraBase: Int, context: () -> String) throws {
+        guard batch.count >= header.totalSize else {
+            throw EddyError(.corrupt, "\(context()): batch of \(header.totalSize) bytes is cut at \(batch.count)")
+        }
+        let section = UnsafeRawBufferPointer(rebasing: batch[headerSize..<header.totalSize])
+        let codec = try Compression.codec(attributeCode: header.compressionCode)
+        if codec == .none {
+            try appendEntries(section: section, base: batchStart + headerSize, header: header, from: from,
+                              into: &entries, context: context)
+        } else {
+            let inflated = try Compression.decompress(section, codec: codec, maximumBytes: maximumBytes)
+            let base = extraBase + extra.count
+            extra.append(contentsOf: inflated)
+            try inflated.withUnsafeBytes {
+                try appendEntries(section: $0, base: base, header: header, from: from, into: &entries, context: context)
+            }
+        }
+    }
+
+    /// The records section of a batch: positions in entries are `base` + position in `section`.
+    private static func appendEntries(section: UnsafeRawBufferPointer, base: Int, header: RecordBatchHeader, from: Offset,
+                                      into entries: inout [ConsumerRecords.Entry], context: () -> String) throws {
+        let count = section.count
+        var i = 0
+        func corrupt(_ what: String) -> EddyError { EddyError(.corrupt, "\(context()): \(what)") }
+        // A zig-zag varint (Kafka's varlong) at `i`; `bits32` requires it to fit Int32.
+        @inline(__always) func varint(_ bits32: Bool) throws -> Int64 {
+            var result: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard i < count else { throw corrupt("needed 1 byte at position \(i), 0 left") }
+                let byte = section[i]
+                i += 1
+                if shift == 63 && byte > 1 { throw corrupt("varint overflows 64 bits at position \(i - 1)") }
+                result |= UInt64(byte & 0x7f) << shift
+                if byte & 0x80 == 0 { break }
+                shift += 7
+                if shift > 63 { throw corrupt("varint longer than 10 bytes at position \(i)") }
+            }
+            let value = Varint.unZigZag(result)
+            if bits32 && Int64(Int32(truncatingIfNeeded: value)) != value {
+                throw corrupt("varint \(value) does not fit 32 bits at position \(i)")
+            }
+            return value
+        }
+        let appendTime = header.timestampType == .logAppendTime
+        let timestampType = header.timestampType
+        for _ in 0..<Int(header.recordCount) {
+            let length = Int(try varint(true))
+            guard length >= 0, length <= count - i else {
+                throw corrupt("record length \(length) with \(count - i) bytes left")
+            }
+            let end = i + length
+            guard i < count else { throw corrupt("needed 1 byte at position \(i), 0 left") }
+            i += 1 // attributes, unused in v2
+            let timestampDelta = try varint(false)
+            let offsetDelta = try varint(true)
+            guard offsetDelta >= 0, offsetDelta <= Int64(header.lastOffsetDelta) else {
+                throw corrupt("offset delta \(offsetDelta) beyond last offset delta \(header.lastOffsetDelta)")
+            }
+            let keyLength = try varint(true)
+            let keyStart = i
+            if keyLength > 0 {
+                guard keyLength <= Int64(count - i) else { throw corrupt("needed \(keyLength) bytes at position \(i), \(count - i) left") }
+                i += Int(keyLength)
+            }
+            let valueLength = try varint(true)
+            let valueStart = i
+            if valueLength > 0 {
+                guard valueLength <= Int64(count - i) else { throw corrupt("needed \(valueLength) bytes at position \(i), \(count - i) left") }
+                i += Int(valueLength)
+            }
+            let headerCount = try varint(true)
+            guard headerCount >= 0, headerCount <= Int64(Limits.maximumHeadersPerRecord) else {
+                throw corrupt("header count \(headerCount) out of range")
+            }
+            guard i <= end else { throw corrupt("record fields overrun the record length") }
+            let offset = header.baseOffset + offsetDelta
+            if offset >= from {
+                entries.append(ConsumerRecords.Entry(
+                    offset: offset, timestamp: appendTime ? header.maxTimestamp : header.baseTimestamp &+ timestampDelta,
+                    timestampType: timestampType,
+                    keyStart: base + keyStart, keyLength: Int32(truncatingIfNeeded: max(keyLength, -1)),
+                    valueStart: base + valueStart, valueLength: Int32(truncatingIfNeeded: max(valueLength, -1)),
+                    headersStart: base + i, headersLength: Int32(truncatingIfNeeded: end - i),
+                    headerCount: Int32(truncatingIfNeeded: headerCount)))
+            }
+            i = end
+        }
+        if i != count { throw corrupt("\(count - i) bytes after the last record") }
     }
 }

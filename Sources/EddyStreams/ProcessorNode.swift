@@ -181,6 +181,28 @@ final class BranchNode<K, V>: ProcessorNode<K, V, K, V> {
 /// A source as the task sees it: raw records in, typed records out.
 protocol SourceInput: RuntimeNode {
     func processRaw(_ record: ConsumerRecord) throws
+    /// The task's per-record path: the key and value viewed in the consumer's buffer (`nil`:
+    /// null), the rest of the record in `context` (topic, partition, offset, timestamp,
+    /// headers), as the task set it.
+    func processRaw(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, in context: TaskContext) throws
+}
+
+extension SourceInput {
+    /// For sources without a raw path: the record rebuilt from `context` (copies key and value).
+    func processRaw(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, in context: TaskContext) throws {
+        try processRaw(ConsumerRecord(topic: context.topic ?? "", partition: context.partition, offset: context.offset,
+                                      timestamp: context.timestamp, key: key.map { Array($0) }, value: value.map { Array($0) },
+                                      headers: context.headers))
+    }
+}
+
+/// A collector that takes keys and values as raw bytes, so that sinks serialize into a reused
+/// buffer instead of an array per key and value (the stream thread's producer path).
+protocol RawRecordCollector: RecordCollector {
+    /// ``RecordCollector/send(topic:partition:key:value:headers:timestamp:)`` with the bytes
+    /// viewed in the caller's buffer (copied before it returns).
+    func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+              headers: [Header], timestamp: Timestamp) throws
 }
 
 /// How a serde stands for a log null, worked out once per node (see ``NullableSerde``).
@@ -230,18 +252,29 @@ final class SourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.Value
         super.init(name: name, children: children)
     }
     func processRaw(_ record: ConsumerRecord) throws {
-        // Fast path: no nulls (no optional of a generic type is touched).
-        if let keyBytes = record.key, let valueBytes = record.value {
-            try forward(try keySerde.deserialize(keyBytes), try valueSerde.deserialize(valueBytes))
-            return
+        try Self.withBytes(record.key) { key in
+            try Self.withBytes(record.value) { value in try processRaw(key: key, value: value, in: context) }
         }
-        try processWithNulls(record)
     }
 
-    private func processWithNulls(_ record: ConsumerRecord) throws {
+    private static func withBytes(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
+        guard let bytes else { return try body(nil) }
+        try bytes.withUnsafeBytes { try body($0) }
+    }
+
+    func processRaw(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, in _: TaskContext) throws {
+        // Fast path: no nulls (no optional of a generic type is touched).
+        if let key, let value {
+            try forward(try keySerde.deserialize(from: key), try valueSerde.deserialize(from: value))
+            return
+        }
+        try processWithNulls(key: key, value: value)
+    }
+
+    private func processWithNulls(key keyBytes: UnsafeRawBufferPointer?, value valueBytes: UnsafeRawBufferPointer?) throws {
         let key: KS.Value
-        if let bytes = record.key {
-            key = try keySerde.deserialize(bytes)
+        if let bytes = keyBytes {
+            key = try keySerde.deserialize(from: bytes)
         } else if let nullKey {
             key = nullKey
         } else {
@@ -249,8 +282,8 @@ final class SourceNode<KS: Serde, VS: Serde>: ProcessorNode<Void, Void, KS.Value
             return
         }
         let value: VS.Value
-        if let bytes = record.value {
-            value = try valueSerde.deserialize(bytes)
+        if let bytes = valueBytes {
+            value = try valueSerde.deserialize(from: bytes)
         } else if let nullValue {
             value = nullValue
         } else {
@@ -283,6 +316,11 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     let hasExtractor: Bool
     let hasPartitioner: Bool
     var resolvedTopic = ""
+    /// The context's collector, if it takes raw bytes (set by ``initialize(_:)``).
+    var rawCollector: (any RawRecordCollector)?
+    /// Reused for every record: the serialized key, then the serialized value. Unchecked
+    /// exclusivity: the node runs on its task's thread, and a serde cannot reach the buffer.
+    @exclusivity(unchecked) var scratch: [UInt8] = []
 
     init(name: String, topic: String?, extractor: TopicNameExtractor<KS.Value, VS.Value>?,
          partitioner: StreamPartitioner<KS.Value, VS.Value>?, key: KS, value: VS) {
@@ -302,30 +340,59 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
         if let topic { resolvedTopic = context.resolveTopic(topic) }
+        rawCollector = context.collector as? any RawRecordCollector
     }
     override func process(_ key: KS.Value, _ value: VS.Value) throws {
+        scratch.removeAll(keepingCapacity: true)
         if !(hasExtractor || hasPartitioner || keyMayBeNull || valueMayBeNull) {
-            // The common case, kept free of optional generic values (each would cost a
-            // metadata lookup per record in unspecialised code).
-            try context.collector.send(topic: resolvedTopic, partition: nil, key: try keySerde.serialize(key),
-                                       value: try valueSerde.serialize(value), headers: context.headers,
-                                       timestamp: context.timestamp)
+            // The common case, kept free of optional generic values: in unspecialised code each
+            // would cost metadata lookups per record, even in a branch not taken, so the other
+            // cases live in a function of their own.
+            try keySerde.serialize(key, appendingTo: &scratch)
+            let keyCount = scratch.count
+            try valueSerde.serialize(value, appendingTo: &scratch)
+            try emit(topic: resolvedTopic, partition: nil, keyCount: keyCount, keyIsNull: false, valueIsNull: false)
             return
         }
+        try processInGeneral(key, value)
+    }
+
+    /// Dynamic topics, custom partitioners and nullable serdes.
+    @inline(never)
+    private func processInGeneral(_ key: KS.Value, _ value: VS.Value) throws {
         let target: String
         if hasExtractor {
             target = extractor!(key, value, context.recordContext)
         } else {
             target = resolvedTopic
         }
-        let keyBytes: [UInt8]? = keyMayBeNull && keyNull!.isNull(key) ? nil : try keySerde.serialize(key)
-        let valueBytes: [UInt8]? = valueMayBeNull && valueNull!.isNull(value) ? nil : try valueSerde.serialize(value)
+        let keyIsNull = keyMayBeNull && keyNull!.isNull(key)
+        let valueIsNull = valueMayBeNull && valueNull!.isNull(value)
+        if !keyIsNull { try keySerde.serialize(key, appendingTo: &scratch) }
+        let keyCount = scratch.count
+        if !valueIsNull { try valueSerde.serialize(value, appendingTo: &scratch) }
         var partition: Int? = nil
         if hasPartitioner, let count = context.collector.partitionCount(of: target) {
             partition = partitioner!(target, key, value, count)
         }
-        try context.collector.send(topic: target, partition: partition, key: keyBytes, value: valueBytes,
-                                   headers: context.headers, timestamp: context.timestamp)
+        try emit(topic: target, partition: partition, keyCount: keyCount, keyIsNull: keyIsNull, valueIsNull: valueIsNull)
+    }
+
+    /// Sends the key (`scratch[..<keyCount]`) and value (the rest) to the collector.
+    private func emit(topic: String, partition: Int?, keyCount: Int, keyIsNull: Bool, valueIsNull: Bool) throws {
+        let context = self.context!
+        try scratch.withUnsafeBytes { raw in
+            let key = keyIsNull ? nil : UnsafeRawBufferPointer(rebasing: raw[..<keyCount])
+            let value = valueIsNull ? nil : UnsafeRawBufferPointer(rebasing: raw[keyCount...])
+            if let rawCollector {
+                try rawCollector.send(topic: topic, partition: partition, key: key, value: value,
+                                      headers: context.headers, timestamp: context.timestamp)
+            } else {
+                try context.collector.send(topic: topic, partition: partition, key: key.map { Array($0) },
+                                           value: value.map { Array($0) }, headers: context.headers,
+                                           timestamp: context.timestamp)
+            }
+        }
     }
 }
 
@@ -343,5 +410,7 @@ struct AnySerde<Value>: Serde {
     }
     func serialize(_ value: Value) throws -> [UInt8] { try base.serialize(value) }
     func deserialize(_ bytes: [UInt8]) throws -> Value { try base.deserialize(bytes) }
+    func serialize(_ value: Value, appendingTo buffer: inout [UInt8]) throws { try base.serialize(value, appendingTo: &buffer) }
+    func deserialize(from bytes: UnsafeRawBufferPointer) throws -> Value { try base.deserialize(from: bytes) }
 }
 

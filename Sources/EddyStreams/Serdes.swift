@@ -19,6 +19,22 @@ public struct StringSerde: Serde {
         }
         return text
     }
+    @inlinable public func serialize(_ value: String, appendingTo buffer: inout [UInt8]) throws {
+        buffer.append(contentsOf: value.utf8)
+    }
+    @inlinable public func deserialize(from bytes: UnsafeRawBufferPointer) throws -> String {
+        let utf8 = bytes.assumingMemoryBound(to: UInt8.self)
+        var ascii = true
+        for byte in utf8 where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return String(decoding: utf8, as: UTF8.self) }
+        guard let text = String(validating: utf8, as: UTF8.self) else {
+            throw EddyError(.serialization, "\(bytes.count) bytes are not valid UTF-8")
+        }
+        return text
+    }
 }
 
 /// A 64-bit signed integer as 8 bytes, big-endian (Kafka's `LongSerde`).
@@ -28,6 +44,12 @@ public struct Int64Serde: Serde {
     @inlinable public func deserialize(_ bytes: [UInt8]) throws -> Int64 {
         Int64(bitPattern: try BigEndian.read64(bytes, what: "Int64"))
     }
+    @inlinable public func serialize(_ value: Int64, appendingTo buffer: inout [UInt8]) throws {
+        BigEndian.append(UInt64(bitPattern: value), to: &buffer)
+    }
+    @inlinable public func deserialize(from bytes: UnsafeRawBufferPointer) throws -> Int64 {
+        Int64(bitPattern: try BigEndian.read64(bytes, what: "Int64"))
+    }
 }
 
 /// Swift's `Int` as 8 bytes, big-endian (the same bytes as ``Int64Serde`` and Kafka's `LongSerde`).
@@ -35,6 +57,12 @@ public struct IntSerde: Serde {
     public init() {}
     @inlinable public func serialize(_ value: Int) throws -> [UInt8] { BigEndian.bytes(UInt64(bitPattern: Int64(value))) }
     @inlinable public func deserialize(_ bytes: [UInt8]) throws -> Int {
+        Int(Int64(bitPattern: try BigEndian.read64(bytes, what: "Int")))
+    }
+    @inlinable public func serialize(_ value: Int, appendingTo buffer: inout [UInt8]) throws {
+        BigEndian.append(UInt64(bitPattern: Int64(value)), to: &buffer)
+    }
+    @inlinable public func deserialize(from bytes: UnsafeRawBufferPointer) throws -> Int {
         Int(Int64(bitPattern: try BigEndian.read64(bytes, what: "Int")))
     }
 }
@@ -62,6 +90,12 @@ public struct DoubleSerde: Serde {
     @inlinable public func deserialize(_ bytes: [UInt8]) throws -> Double {
         Double(bitPattern: try BigEndian.read64(bytes, what: "Double"))
     }
+    @inlinable public func serialize(_ value: Double, appendingTo buffer: inout [UInt8]) throws {
+        BigEndian.append(value.bitPattern, to: &buffer)
+    }
+    @inlinable public func deserialize(from bytes: UnsafeRawBufferPointer) throws -> Double {
+        Double(bitPattern: try BigEndian.read64(bytes, what: "Double"))
+    }
 }
 
 /// Raw bytes, unchanged (Kafka's `ByteArraySerde`).
@@ -69,6 +103,9 @@ public struct BytesSerde: Serde {
     public init() {}
     @inlinable public func serialize(_ value: [UInt8]) throws -> [UInt8] { value }
     @inlinable public func deserialize(_ bytes: [UInt8]) throws -> [UInt8] { bytes }
+    @inlinable public func serialize(_ value: [UInt8], appendingTo buffer: inout [UInt8]) throws {
+        buffer.append(contentsOf: value)
+    }
 }
 
 /// Any `Codable` type as JSON (Foundation's encoder and decoder, keys sorted so equal values
@@ -166,12 +203,13 @@ enum BigEndian {
          UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
     }
     @inlinable static func append(_ v: UInt64, to out: inout [UInt8]) {
-        var shift: UInt64 = 56
-        while true {
-            out.append(UInt8(truncatingIfNeeded: v >> shift))
-            if shift == 0 { break }
-            shift -= 8
+        withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+    }
+    @inlinable static func read64(_ bytes: UnsafeRawBufferPointer, what: String) throws -> UInt64 {
+        guard bytes.count == 8 else {
+            throw EddyError(.serialization, "a \(what) needs 8 bytes, got \(bytes.count)")
         }
+        return UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
     }
     @inlinable static func read64(_ bytes: [UInt8], what: String) throws -> UInt64 {
         guard bytes.count == 8 else {

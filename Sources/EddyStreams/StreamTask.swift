@@ -6,13 +6,21 @@ import Foundation
 /// the smallest timestamp at the head of its partition's queue (ties: the partition that was
 /// added first). Offsets stay in order within each partition.
 struct PartitionGroup {
+    /// One input partition's buffered records: runs of records as the consumer returned them
+    /// (``ConsumerRecords/PartitionRecords``, their bytes untouched), entry timestamps replaced
+    /// by the extracted ones. The per-record path copies no key, value or record object.
     struct Queue {
         let topicPartition: TopicPartition
         let source: any SourceInput
         let extractor: TimestampExtractor?
-        var records: [ConsumerRecord] = []
-        var timestamps: [Timestamp] = []
-        var head = 0
+        /// `chunks[first...]` hold the buffered records, oldest first.
+        var chunks: [ConsumerRecords.PartitionRecords] = []
+        var first = 0
+        /// Index in `chunks[first].entries` of the head record.
+        var position = 0
+        /// Extracted timestamp of the head record (when `count > 0`).
+        var headTimestamp: Timestamp = 0
+        var count = 0
         /// Largest extracted timestamp in this partition (for extractors that need it).
         var partitionTime: Timestamp = -1
         /// Largest timestamp of the records taken for processing (Kafka's partition time, -1
@@ -21,7 +29,51 @@ struct PartitionGroup {
         /// Next offset to consume (what a commit records), once a record was taken or dropped.
         /// Kept here rather than in a dictionary so the per-record path hashes nothing.
         var consumed: Offset? = nil
-        var count: Int { records.count - head }
+
+        mutating func append(_ chunk: ConsumerRecords.PartitionRecords) {
+            guard !chunk.isEmpty else { return }
+            if count == 0 {
+                chunks.removeAll(keepingCapacity: true)
+                first = 0
+                position = chunk.entries.startIndex
+                headTimestamp = chunk.entries[position].timestamp
+            }
+            chunks.append(chunk)
+            count += chunk.count
+        }
+
+        /// Takes the head record (there is one): its run, its index there and the source; it
+        /// counts as consumed.
+        mutating func take(_ bufferedCount: inout Int) -> (ConsumerRecords.PartitionRecords, Int, any SourceInput) {
+            let chunk = chunks[first]
+            let index = position
+            consumed = chunk.entries[index].offset + 1
+            if headTimestamp > processedTime { processedTime = headTimestamp }
+            bufferedCount -= 1
+            advance()
+            return (chunk, index, source)
+        }
+
+        /// Drops the head record (there is one).
+        mutating func advance() {
+            count -= 1
+            position += 1
+            if position == chunks[first].entries.endIndex {
+                first += 1
+                if first == chunks.count {
+                    chunks.removeAll(keepingCapacity: true)
+                    first = 0
+                    position = 0
+                    return
+                }
+                if first >= 64 {
+                    chunks.removeFirst(first)
+                    first = 0
+                }
+                position = chunks[first].entries.startIndex
+            }
+            headTimestamp = chunks[first].entries[position].timestamp
+        }
     }
     var queues: [Queue] = []
     var index: [TopicPartition: Int] = [:]
@@ -32,18 +84,24 @@ struct PartitionGroup {
         queues.append(Queue(topicPartition: tp, source: source, extractor: extractor))
     }
 
+    /// Takes the next record (see ``next(requireAll:)``): its run, its index in the run's
+    /// entries, and its partition's source. One access to the group per record.
+    mutating func take(requireAll: Bool) -> (ConsumerRecords.PartitionRecords, Int, any SourceInput)? {
+        guard let qi = next(requireAll: requireAll) else { return nil }
+        return queues[qi].take(&bufferedCount)
+    }
+
     /// Index of the queue with the smallest head timestamp, or nil when all are empty
     /// (or, with `requireAll`, when any is empty: Kafka's wait for data on every partition).
     func next(requireAll: Bool) -> Int? {
         var best: Int? = nil
         var bestTime = Timestamp.max
         for i in queues.indices {
-            let q = queues[i]
-            if q.head == q.records.count {
+            if queues[i].count == 0 {
                 if requireAll { return nil }
                 continue
             }
-            let t = q.timestamps[q.head]
+            let t = queues[i].headTimestamp
             if best == nil || t < bestTime {
                 best = i
                 bestTime = t
@@ -72,7 +130,9 @@ final class StreamTask {
     let id: TaskID
     let context: TaskContext
     private(set) var state: State = .created
-    private var group = PartitionGroup()
+    /// Unchecked exclusivity: a task is confined to one thread, and nothing that processing
+    /// calls reaches the group (records are taken out of it before they are processed).
+    @exclusivity(unchecked) private var group = PartitionGroup()
     private let nodes: [any RuntimeNode]
     let stores: [String: any TaskStore]
     /// Next offset to consume per input partition (what a commit records).
@@ -181,24 +241,58 @@ final class StreamTask {
     /// Buffers records read from `topicPartition`, extracting their timestamps. Records with a
     /// negative extracted timestamp are dropped and counted.
     func addRecords<S: Sequence<ConsumerRecord>>(_ records: S, from topicPartition: TopicPartition) {
-        guard let i = group.index[topicPartition] else {
-            preconditionFailure("task \(id) does not read \(topicPartition)")
+        addRecords(ConsumerRecords.PartitionRecords(topicPartition: topicPartition, copying: records))
+    }
+
+    /// Buffers records as the consumer returned them (no copy of their bytes), extracting their
+    /// timestamps. Records with a negative extracted timestamp are dropped and counted.
+    func addRecords(_ records: ConsumerRecords.PartitionRecords) {
+        guard let i = group.index[records.topicPartition] else {
+            preconditionFailure("task \(id) does not read \(records.topicPartition)")
         }
-        for record in records {
-            var t = record.timestamp
-            if let extractor = group.queues[i].extractor {
-                t = extractor(record, group.queues[i].partitionTime)
+        var partitionTime = group.queues[i].partitionTime
+        var chunk = records
+        if let extractor = group.queues[i].extractor {
+            var entries: [ConsumerRecords.Entry] = []
+            entries.reserveCapacity(records.count)
+            for index in records.entries.indices {
+                var entry = records.entries[index]
+                let record = (try? records.record(at: index)) ?? ConsumerRecord(
+                    topic: records.topicPartition.topic, partition: records.topicPartition.partition, offset: entry.offset,
+                    timestamp: entry.timestamp, timestampType: entry.timestampType, key: nil, value: nil)
+                entry.timestamp = extractor(record, partitionTime)
+                if entry.timestamp < 0 {
+                    dropInvalid(entry, queue: i)
+                    continue
+                }
+                if entry.timestamp > partitionTime { partitionTime = entry.timestamp }
+                entries.append(entry)
             }
-            if t < 0 {
-                context.metrics.droppedInvalidTimestampRecords += 1
-                group.queues[i].consumed = record.offset + 1
-                continue
+            chunk = ConsumerRecords.PartitionRecords(topicPartition: records.topicPartition, bytes: records.bytes,
+                                                     entries: entries[...])
+        } else {
+            var hasInvalid = false
+            for entry in records.entries {
+                if entry.timestamp < 0 { hasInvalid = true }
+                if entry.timestamp > partitionTime { partitionTime = entry.timestamp }
             }
-            if t > group.queues[i].partitionTime { group.queues[i].partitionTime = t }
-            group.queues[i].records.append(record)
-            group.queues[i].timestamps.append(t)
-            group.bufferedCount += 1
+            if hasInvalid {
+                var entries: [ConsumerRecords.Entry] = []
+                for entry in records.entries {
+                    if entry.timestamp < 0 { dropInvalid(entry, queue: i) } else { entries.append(entry) }
+                }
+                chunk = ConsumerRecords.PartitionRecords(topicPartition: records.topicPartition, bytes: records.bytes,
+                                                         entries: entries[...])
+            }
         }
+        group.queues[i].partitionTime = partitionTime
+        group.bufferedCount += chunk.count
+        group.queues[i].append(chunk)
+    }
+
+    private func dropInvalid(_ entry: ConsumerRecords.Entry, queue i: Int) {
+        context.metrics.droppedInvalidTimestampRecords += 1
+        group.queues[i].consumed = entry.offset + 1
     }
 
     /// Number of records buffered and not yet processed.
@@ -223,31 +317,25 @@ final class StreamTask {
     @discardableResult
     func process(requireAllPartitions: Bool = false) throws -> Bool {
         guard state == .running else { throw EddyError(.invalidState, "task \(id) is \(state), cannot process") }
-        guard let qi = group.next(requireAll: requireAllPartitions) else { return false }
-        let head = group.queues[qi].head
-        let record = group.queues[qi].records[head]
-        let timestamp = group.queues[qi].timestamps[head]
-        group.queues[qi].head += 1
-        group.bufferedCount -= 1
-        if group.queues[qi].head == group.queues[qi].records.count {
-            group.queues[qi].records.removeAll(keepingCapacity: true)
-            group.queues[qi].timestamps.removeAll(keepingCapacity: true)
-            group.queues[qi].head = 0
-        } else if group.queues[qi].head >= 4096 {
-            group.queues[qi].records.removeFirst(group.queues[qi].head)
-            group.queues[qi].timestamps.removeFirst(group.queues[qi].head)
-            group.queues[qi].head = 0
+        guard let taken = group.take(requireAll: requireAllPartitions) else { return false }
+        let (chunk, index, source) = taken
+        let entry = chunk.entries[index]
+        let timestamp = entry.timestamp
+        let tp = chunk.topicPartition
+        if context.partition != tp.partition || context.topic != tp.topic {
+            context.topic = tp.topic
+            context.partition = tp.partition
         }
-        group.queues[qi].consumed = record.offset + 1
-        if timestamp > group.queues[qi].processedTime { group.queues[qi].processedTime = timestamp }
-        context.topic = record.topic
-        context.partition = record.partition
-        context.offset = record.offset
+        context.offset = entry.offset
         context.timestamp = timestamp
-        context.headers = record.headers
+        if entry.headerCount > 0 {
+            context.headers = try chunk.headers(at: index)
+        } else if !context.headers.isEmpty {
+            context.headers = []
+        }
         if timestamp > context.streamTime { context.streamTime = timestamp }
         context.metrics.processedRecords += 1
-        try group.queues[qi].source.processRaw(record)
+        try chunk.withKeyAndValue(at: index) { key, value in try source.processRaw(key: key, value: value, in: context) }
         if !context.schedules.isEmpty { try punctuate(.streamTime, now: context.streamTime) }
         return true
     }

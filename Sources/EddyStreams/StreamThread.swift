@@ -23,7 +23,7 @@ extension PersistentTaskSessionStore: StateStoreBacked {
 /// Everything here is confined to the thread that runs ``runThread(application:control:rocksDB:)``:
 /// tasks, stores, consumer and producer are touched by no other thread, so the per-record
 /// path takes no lock. The application talks to it only through ``StreamThreadControl``.
-final class StreamThread: RebalanceListener, RecordCollector {
+final class StreamThread: RebalanceListener, RawRecordCollector {
     /// Commits failing this many times in a row stop the thread with the last error.
     static let maximumConsecutiveCommitFailures = 5
 
@@ -139,17 +139,19 @@ final class StreamThread: RebalanceListener, RecordCollector {
     /// One poll, the processing of what it returned, and a commit when due.
     func runOnce() throws {
         let buffered = tasks.values.contains { $0.bufferedRecordCount > 0 }
-        let records = try consumer.poll(timeoutMilliseconds: buffered ? 0 : 20)
+        let records = try consumer.pollRecords(timeoutMilliseconds: buffered ? 0 : 20)
         if let error = callbackError {
             callbackError = nil
             throw error
         }
         if needsReinitialization { try reinitialize() }
         setState(.running)
-        if !records.isEmpty {
+        if !records.partitions.isEmpty {
             if configuration.processingGuarantee == .atMostOnce {
                 var offsets: [TopicPartition: OffsetAndMetadata] = [:]
-                for record in records { offsets[record.topicPartition] = OffsetAndMetadata(record.offset + 1) }
+                for part in records.partitions {
+                    if let last = part.entries.last { offsets[part.topicPartition] = OffsetAndMetadata(last.offset + 1) }
+                }
                 // The partition time so far (the polled records are not processed yet).
                 for tp in offsets.keys { offsets[tp]!.metadata = routes[tp]?.partitionTimeMetadata(tp) ?? "" }
                 try consumer.commit(offsets)
@@ -157,7 +159,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
             route(records)
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        var didWork = !records.isEmpty
+        var didWork = !records.partitions.isEmpty
         do {
             for task in tasks.values {
                 try task.advanceWallClock(to: now)
@@ -174,7 +176,7 @@ final class StreamThread: RebalanceListener, RecordCollector {
         }
         if didWork { dirty = true }
         let due = ContinuousClock.now - lastCommit >= configuration.commitInterval
-        if dirty && (due || records.isEmpty) { try commitAll() }
+        if dirty && (due || records.partitions.isEmpty) { try commitAll() }
         if !didWork && !dirty {
             control.report(idle: try caughtUp(), processed: processed, skipped: skipped)
         } else {
@@ -182,15 +184,10 @@ final class StreamThread: RebalanceListener, RecordCollector {
         }
     }
 
-    /// Hands records to their tasks, one run of consecutive records of a partition at a time.
-    private func route(_ records: [ConsumerRecord]) {
-        var start = 0
-        while start < records.count {
-            let tp = records[start].topicPartition
-            var end = start + 1
-            while end < records.count && records[end].partition == tp.partition && records[end].topic == tp.topic { end += 1 }
-            if let task = routes[tp] { task.addRecords(records[start..<end], from: tp) }
-            start = end
+    /// Hands records to their tasks, one partition's run at a time (their bytes are not copied).
+    private func route(_ records: ConsumerRecords) {
+        for part in records.partitions {
+            if let task = routes[part.topicPartition] { task.addRecords(part) }
         }
     }
 
@@ -472,6 +469,11 @@ final class StreamThread: RebalanceListener, RecordCollector {
     func send(topic: String, partition: Int?, key: [UInt8]?, value: [UInt8]?, headers: [Header], timestamp: Timestamp) throws {
         try producer.send(ProducerRecord(topic: topic, partition: partition, key: key, value: value,
                                          headers: headers, timestamp: timestamp), delivery: nil)
+    }
+
+    func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+              headers: [Header], timestamp: Timestamp) throws {
+        try producer.send(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp)
     }
 
     func partitionCount(of topic: String) -> Int? {

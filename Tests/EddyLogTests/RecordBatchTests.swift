@@ -3,6 +3,52 @@ import EddyCore
 import Testing
 
 @Suite struct RecordBatchTests {
+    /// Kafka's record encoding written out field by field, independently of the builder.
+    static func referenceRecord(_ record: Record, baseTimestamp: Int64, offsetDelta: Int) -> [UInt8] {
+        var body: [UInt8] = [0]
+        Varint.appendSigned(record.timestamp - baseTimestamp, to: &body)
+        Varint.appendSigned(Int64(offsetDelta), to: &body)
+        Varint.appendSigned(Int64(record.key?.count ?? -1), to: &body)
+        body += record.key ?? []
+        Varint.appendSigned(Int64(record.value?.count ?? -1), to: &body)
+        body += record.value ?? []
+        Varint.appendSigned(Int64(record.headers.count), to: &body)
+        for header in record.headers {
+            Varint.appendSigned(Int64(header.key.utf8.count), to: &body)
+            body += Array(header.key.utf8)
+            Varint.appendSigned(Int64(header.value?.count ?? -1), to: &body)
+            body += header.value ?? []
+        }
+        var out: [UInt8] = []
+        Varint.appendSigned(Int64(body.count), to: &out)
+        return out + body
+    }
+
+    @Test("the builder writes records byte for byte as Kafka's encoding, for random keys, values, headers and timestamps")
+    func recordsMatchAReferenceEncoding() throws {
+        let seed = StorageRandom.seed("recordsMatchAReferenceEncoding")
+        var random = StorageRandom(seed: seed)
+        for _ in 0..<50 {
+            var builder = RecordBatchBuilder()
+            var expected: [UInt8] = []
+            var base: Int64 = 0
+            for i in 0..<Int(1 + random.next() % 300) {
+                func bytes(_ maximum: UInt64) -> [UInt8]? {
+                    random.next() % 6 == 0 ? nil : (0..<(random.next() % maximum)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                }
+                let headers = (0..<Int(random.next() % 3)).map { h in Header(key: "h\(h)é", value: bytes(20)) }
+                let record = Record(key: bytes(30), value: bytes(random.next() % 10 == 0 ? 3_000 : 200), headers: headers,
+                                    timestamp: Int64(bitPattern: random.next() % 4_000_000_000) - 2_000_000_000)
+                if i == 0 { base = record.timestamp }
+                builder.append(record)
+                expected += Self.referenceRecord(record, baseTimestamp: base, offsetDelta: i)
+            }
+            let batch = try builder.build()
+            #expect(Array(batch[RecordBatch.headerSize...]) == expected, "seed \(seed)")
+            #expect(builder.uncompressedSize == batch.count)
+        }
+    }
+
     @Test(arguments: CompressionCodec.allCases)
     func batchesRoundTripWithHeadersAndNulls(codec: CompressionCodec) throws {
         var builder = RecordBatchBuilder(compression: codec)

@@ -24,6 +24,33 @@ struct SerdesTests {
         #expect(throws: EddyError.self) { try JSONSerde<[String: Int]>().deserialize(Array("{nope".utf8)) }
     }
 
+    @Test("the buffer forms of the serdes give the same bytes and values as the array forms")
+    func bufferForms() throws {
+        func check<S: Serde>(_ serde: S, _ values: [S.Value], sameAs equal: (S.Value, S.Value) -> Bool) throws {
+            for value in values {
+                let bytes = try serde.serialize(value)
+                var buffer: [UInt8] = [42]
+                try serde.serialize(value, appendingTo: &buffer)
+                #expect(buffer == [42] + bytes)
+                let back = try bytes.withUnsafeBytes { try serde.deserialize(from: $0) }
+                #expect(equal(back, try serde.deserialize(bytes)))
+            }
+        }
+        try check(StringSerde(), ["", "user-42", "grüße", "日本", String(repeating: "x", count: 100)], sameAs: ==)
+        try check(Int64Serde(), [0, -1, .max, .min, 1 << 40], sameAs: ==)
+        try check(IntSerde(), [0, -7, .max], sameAs: ==)
+        try check(Int32Serde(), [0, -7, .max], sameAs: ==)
+        try check(DoubleSerde(), [0, -1.5, .infinity], sameAs: ==)
+        try check(BytesSerde(), [[], [1, 2, 3]], sameAs: ==)
+        try check(AnySerde(StringSerde()), ["a", "ü"], sameAs: ==)
+        try check(Serdes.optional(Serdes.int64), [5], sameAs: ==)
+        try check(Serdes.json([String: Int].self), [["a": 1]], sameAs: ==)
+        let bad: [[UInt8]] = [[1, 2, 3], [0xff, 0xfe]]
+        #expect(throws: EddyError.self) { try bad[0].withUnsafeBytes { try Int64Serde().deserialize(from: $0) } }
+        #expect(throws: EddyError.self) { try bad[0].withUnsafeBytes { try DoubleSerde().deserialize(from: $0) } }
+        #expect(throws: EddyError.self) { try bad[1].withUnsafeBytes { try StringSerde().deserialize(from: $0) } }
+    }
+
     @Test("JSON round-trips Codable values with sorted keys")
     func json() throws {
         struct Order: Codable, Equatable, Sendable { var id: String; var amount: Int }

@@ -104,3 +104,90 @@ struct ProcessorAPITests {
         #expect(throws: EddyError.self) { try TopologyTestDriver(try builder.build()) }
     }
 }
+
+/// Collects what a task sends through the raw-bytes path of the stream threads.
+final class RawCollectingCollector: RawRecordCollector {
+    var sent: [(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [Header], timestamp: Timestamp)] = []
+    var arraySends = 0
+    func send(topic: String, partition: Int?, key: [UInt8]?, value: [UInt8]?, headers: [Header], timestamp: Timestamp) throws {
+        arraySends += 1
+        sent.append((topic, key, value, headers, timestamp))
+    }
+    func send(topic: String, partition: Int?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+              headers: [Header], timestamp: Timestamp) throws {
+        sent.append((topic, key.map { Array($0) }, value.map { Array($0) }, headers, timestamp))
+    }
+    func partitionCount(of topic: String) -> Int? { 1 }
+}
+
+@Suite("Stream tasks fed by consumer runs")
+struct StreamTaskConsumerRunTests {
+    static func run(_ topic: String, offsets: Range<Int64>, timestamp: (Int64) -> Int64,
+                    headers: [Header] = []) -> ConsumerRecords.PartitionRecords {
+        ConsumerRecords.PartitionRecords(topicPartition: TopicPartition(topic, 0), copying: offsets.map { o in
+            ConsumerRecord(topic: topic, partition: 0, offset: o, timestamp: timestamp(o), key: Array("k\(o)".utf8),
+                           value: try! Int64Serde().serialize(o), headers: headers)
+        })
+    }
+
+    @Test("runs of records are processed in order across runs, with their headers, through the raw collector")
+    func runsInOrder() throws {
+        let builder = StreamsBuilder()
+        builder.stream("in", key: Serdes.string, value: Serdes.int64)
+            .filter { _, v in v % 3 != 0 }
+            .mapValues { $0 * 10 }
+            .to("out", key: Serdes.string, value: Serdes.int64)
+        let topology = try builder.build()
+        let collector = RawCollectingCollector()
+        let task = try StreamTask(topology: topology, subtopology: topology.subtopologies[0], id: TaskID(subtopology: 0, partition: 0),
+                                  applicationID: "app", collector: collector, globalStores: [:], wallClockTime: 0)
+        try task.initialize()
+        let header = Header("h", "v")
+        // Runs of 1 to 70 records, some sliced as the consumer slices what it keeps pending.
+        var next: Int64 = 0
+        for size: Int64 in [1, 70, 3, 40, 2] {
+            let whole = Self.run("in", offsets: next..<(next + size + 2), timestamp: { $0 * 2 }, headers: next % 2 == 0 ? [header] : [])
+            let start = whole.entries.startIndex + 1
+            task.addRecords(whole.slice(start..<(start + Int(size))))
+            next += size + 2
+            // Leave some buffered between additions.
+            _ = try task.process()
+        }
+        try task.processAll()
+        #expect(collector.arraySends == 0)
+        let sentOffsets = collector.sent.map { try! Int64Serde().deserialize($0.value!) / 10 }
+        var expected: [Int64] = []
+        var expectedHeaders: [[Header]] = []
+        next = 0
+        for size: Int64 in [1, 70, 3, 40, 2] {
+            let kept = ((next + 1)..<(next + 1 + size)).filter { $0 % 3 != 0 }
+            expected += kept
+            expectedHeaders += kept.map { _ in next % 2 == 0 ? [header] : [] }
+            next += size + 2
+        }
+        #expect(sentOffsets == expected)
+        #expect(collector.sent.map(\.timestamp) == expected.map { $0 * 2 })
+        #expect(collector.sent.map { String(decoding: $0.key!, as: UTF8.self) } == expected.map { "k\($0)" })
+        #expect(collector.sent.map(\.headers) == expectedHeaders)
+        #expect(task.consumedOffsets == [TopicPartition("in", 0): next - 1])
+    }
+
+    @Test("an extractor's timestamps order the records, and records it stamps negative are dropped and counted")
+    func extractedTimestamps() throws {
+        let builder = StreamsBuilder()
+        builder.stream("in", key: Serdes.string, value: Serdes.int64, timestampExtractor: { record, _ in
+            let v = (try? Int64Serde().deserialize(record.value ?? [])) ?? 0
+            return v % 4 == 1 ? -1 : 1_000 - v
+        }).to("out", key: Serdes.string, value: Serdes.int64)
+        let topology = try builder.build()
+        let collector = RawCollectingCollector()
+        let task = try StreamTask(topology: topology, subtopology: topology.subtopologies[0], id: TaskID(subtopology: 0, partition: 0),
+                                  applicationID: "app", collector: collector, globalStores: [:], wallClockTime: 0)
+        try task.initialize()
+        task.addRecords(Self.run("in", offsets: 0..<10, timestamp: { $0 }))
+        #expect(task.bufferedRecordCount == 7)
+        #expect(task.context.metrics.droppedInvalidTimestampRecords == 3)
+        try task.processAll()
+        #expect(collector.sent.map(\.timestamp) == [0, 2, 3, 4, 6, 7, 8].map { 1_000 - $0 })
+    }
+}
