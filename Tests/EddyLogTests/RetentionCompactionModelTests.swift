@@ -63,6 +63,12 @@ import Testing
             configuration.indexIntervalBytes = 256
             configuration.retentionMilliseconds = Bool.random(using: &random) ? Int64.random(in: 5_000...60_000, using: &random) : nil
             configuration.retentionBytes = Bool.random(using: &random) ? Int64.random(in: 3_000...20_000, using: &random) : nil
+            if policy.deletes && round % 2 == 0 && (configuration.retentionMilliseconds ?? .max) > 15_000 {
+                // Every other round keeps a short time limit (the clock moves about 90 s per
+                // round), so retention has something to remove whatever the seed, even where
+                // compaction keeps the log under any size limit.
+                configuration.retentionMilliseconds = Int64.random(in: 5_000...15_000, using: &random)
+            }
             configuration.deleteRetentionMilliseconds = Int64.random(in: 1_000...20_000, using: &random)
             configuration.compression = [.none, .lz4, .zstd][round % 3]
             var log = try F.open(environment, configuration)
