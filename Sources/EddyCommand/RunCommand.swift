@@ -38,6 +38,10 @@ struct RunCommand: ParsableCommand {
     var guarantee: String = "exactly-once"
     @Option(name: .customLong("commit-interval-ms"), help: "Commit interval in milliseconds.")
     var commitIntervalMilliseconds: Int = 100
+    @Option(name: .customLong("on-thread-failure"), help: "When a stream thread fails: shutdown-client (stop the others, exit with the error) or replace-thread (start a new one).")
+    var onThreadFailure: String = "shutdown-client"
+    @Option(name: .customLong("max-task-idle-ms"), help: "How long a task with several input partitions waits for one that has no data, in milliseconds, or 'never' to never wait.")
+    var maximumTaskIdleMilliseconds: String = "0"
     @Flag(name: .customLong("until-idle"), help: "Stop once all input is processed and committed.")
     var untilIdle = false
     @Argument(parsing: .allUnrecognized, help: "The topology's own options, --name VALUE (see above).")
@@ -48,6 +52,21 @@ struct RunCommand: ParsableCommand {
             throw EddyError(.invalidArgument, "unknown guarantee '\(text)'; use exactly-once, at-least-once or at-most-once")
         }
         return value
+    }
+
+    static func threadFailureResponse(_ text: String) throws -> ThreadFailureResponse {
+        guard let value = ThreadFailureResponse(rawValue: text.replacingOccurrences(of: "-", with: "_")) else {
+            throw EddyError(.invalidArgument, "unknown --on-thread-failure '\(text)'; use shutdown-client or replace-thread")
+        }
+        return value
+    }
+
+    static func maximumTaskIdle(_ text: String) throws -> Duration? {
+        if text == "never" { return nil }
+        guard let milliseconds = Int(text), milliseconds >= 0 else {
+            throw EddyError(.invalidArgument, "--max-task-idle-ms must be a number of milliseconds (0 or more) or 'never', got '\(text)'")
+        }
+        return .milliseconds(milliseconds)
     }
 
     /// `restoring counts of task 1_0: [#####.....] 52% 120000/230000 records/s 3.1 s left`.
@@ -75,6 +94,8 @@ struct RunCommand: ParsableCommand {
                     applicationID: applicationID ?? name, stateDirectory: stateDirectory, instanceID: instanceID, threads: threads,
                     processingGuarantee: try Self.guarantee(guarantee),
                     commitInterval: .milliseconds(commitIntervalMilliseconds),
+                    threadFailureResponse: try Self.threadFailureResponse(onThreadFailure),
+                    maximumTaskIdle: try Self.maximumTaskIdle(maximumTaskIdleMilliseconds),
                     restoreProgress: { task, progress in
                         // A tail of transaction markers alone replays no record: nothing to show.
                         if progress.records > 0 { printError(Self.progressLine(task: task, progress)) }

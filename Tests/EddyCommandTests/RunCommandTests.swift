@@ -42,6 +42,23 @@ struct RunCommandTests {
         #expect(missing.status != 0 && missing.stderr.contains("words"))
         let guarantee = try cli.run(["run", "wordcount", "--guarantee", "twice"])
         #expect(guarantee.status != 0 && guarantee.stderr.contains("exactly-once"))
+        let failure = try cli.run(["run", "wordcount", "--on-thread-failure", "retry"])
+        #expect(failure.status != 0 && failure.stderr.contains("replace-thread"))
+        let idle = try cli.run(["run", "wordcount", "--max-task-idle-ms", "soon"])
+        #expect(idle.status != 0 && idle.stderr.contains("--max-task-idle-ms"))
+    }
+
+    @Test("eddy run takes --on-thread-failure and --max-task-idle-ms")
+    func runFailureAndIdleOptions() throws {
+        let cli = try CommandRunner()
+        defer { cli.cleanUp(); try? FileManager.default.removeItem(atPath: cli.dataDirectory + "-state") }
+        #expect(try cli.run(["topics", "create", "words", "--partitions", "2"]).status == 0)
+        #expect(try cli.run(["produce", "words"], input: "{\"value\": \"a b a\"}\n").status == 0)
+        let result = try cli.run(["run", "wordcount", "--until-idle", "--on-thread-failure", "replace-thread",
+                                  "--max-task-idle-ms", "never"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let counts = try cli.run(["consume", "word-counts", "--from-beginning", "--idle-timeout-ms", "500"])
+        #expect(counts.stdout.contains("\"a\"") && counts.stdout.contains("2"), "\(counts.stdout)")
     }
 
     @Test("SIGTERM closes eddy run gracefully: no open transaction, and the next start restores nothing")
