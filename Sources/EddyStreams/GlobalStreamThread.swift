@@ -24,9 +24,10 @@ final class GlobalStreamThread: @unchecked Sendable {
         configuration = application.configuration
         let app = configuration.applicationID
         var counts: [String: Int] = [:]
+        let existing = Set(try application.backend.admin.listTopics())
         for topic in subtopology.sourceTopics {
             let name = Topology.resolve(topic, applicationID: app)
-            guard (try? application.backend.admin.listTopics().contains(name)) == true else {
+            guard existing.contains(name) else {
                 throw EddyError(.unknownTopic, "global table topic '\(name)' of application \(app) does not exist; create it first")
             }
             counts[name] = try application.backend.admin.describeTopic(name).partitions.count
@@ -74,14 +75,8 @@ final class GlobalStreamThread: @unchecked Sendable {
     /// One poll and the processing of what it returned. Processing errors follow the
     /// application's handlers, as in the stream threads.
     func pollOnce(timeoutMilliseconds: Int) throws -> Int {
-        let records = try consumer.poll(timeoutMilliseconds: timeoutMilliseconds)
-        var start = 0
-        while start < records.count {
-            let tp = records[start].topicPartition
-            var end = start + 1
-            while end < records.count && records[end].partition == tp.partition && records[end].topic == tp.topic { end += 1 }
-            task.addRecords(records[start..<end], from: tp)
-            start = end
+        for part in try consumer.pollRecords(timeoutMilliseconds: timeoutMilliseconds).partitions {
+            task.addRecords(part)
         }
         var processed = 0
         while true {
@@ -89,16 +84,8 @@ final class GlobalStreamThread: @unchecked Sendable {
                 guard try task.process() else { break }
                 processed += 1
             } catch {
-                let failure = StreamThread.eddyError(error)
-                let handler = failure.code == .serialization ? configuration.deserializationErrorHandler
-                                                             : configuration.processingErrorHandler
-                let place = "\(task.context.topic ?? "?")-\(task.context.partition) offset \(task.context.offset)"
-                switch handler {
-                case .fail:
-                    throw EddyError(failure.code, "global thread failed on record \(place): \(failure.message)")
-                case .logAndContinue:
-                    configuration.log("global thread skipped record \(place): \(failure.message)")
-                }
+                try StreamThread.handleRecordFailure(StreamThread.eddyError(error), in: task, who: "global thread",
+                                                     configuration: configuration)
             }
         }
         return processed

@@ -230,18 +230,26 @@ final class StreamThread: RebalanceListener, RawRecordCollector {
                 count += 1
                 let failure = Self.eddyError(error)
                 if failure.isAbortable || failure.isFatal { throw failure }  // the producer's, not the record's
-                let handler = failure.code == .serialization ? configuration.deserializationErrorHandler
-                                                             : configuration.processingErrorHandler
-                let context = task.context
-                let place = "\(context.topic ?? "?")-\(context.partition) offset \(context.offset)"
-                switch handler {
-                case .fail:
-                    throw EddyError(failure.code, "task \(task.id) failed on record \(place): \(failure.message)")
-                case .logAndContinue:
-                    skipped += 1
-                    configuration.log("task \(task.id) skipped record \(place): \(failure.message)")
-                }
+                try Self.handleRecordFailure(failure, in: task, who: "task \(task.id)", configuration: configuration)
+                skipped += 1
             }
+        }
+    }
+
+    /// Applies the configured error handler to a record's failure: throws (naming the record's
+    /// topic, partition and offset) for ``ErrorHandlerResponse/fail``, logs and returns for
+    /// ``ErrorHandlerResponse/logAndContinue``. Shared with the global thread.
+    static func handleRecordFailure(_ failure: EddyError, in task: StreamTask, who: String,
+                                    configuration: StreamsConfiguration) throws {
+        let handler = failure.code == .serialization ? configuration.deserializationErrorHandler
+                                                     : configuration.processingErrorHandler
+        let context = task.context
+        let place = "\(context.topic ?? "?")-\(context.partition) offset \(context.offset)"
+        switch handler {
+        case .fail:
+            throw EddyError(failure.code, "\(who) failed on record \(place): \(failure.message)")
+        case .logAndContinue:
+            configuration.log("\(who) skipped record \(place): \(failure.message)")
         }
     }
 

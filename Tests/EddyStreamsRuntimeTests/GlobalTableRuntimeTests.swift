@@ -68,13 +68,6 @@ struct GlobalTableRuntimeTests {
         }
     }
 
-    final class LineLog: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func append(_ line: String) { lock.withLock { lines.append(line) } }
-        var all: [String] { lock.withLock { lines } }
-    }
-
     @Test("streams of any partitioning join the whole table from the first record, across two stream threads")
     func joinsWholeTable() throws {
         let fixture = try Fixture()

@@ -150,3 +150,12 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Collects an application's log lines from any thread, for tests that check them.
+final class LineLog: @unchecked Sendable {
+    // @unchecked: `lines` is touched only under `lock`.
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var all: [String] { lock.withLock { lines } }
+}

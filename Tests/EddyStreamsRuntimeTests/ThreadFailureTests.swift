@@ -41,13 +41,6 @@ struct ThreadFailureTests {
                                                                    threadFailureResponse: response, log: { lines.append($0) }))
     }
 
-    final class LineLog: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func append(_ line: String) { lock.withLock { lines.append(line) } }
-        var all: [String] { lock.withLock { lines } }
-    }
-
     @Test("a replaced thread's records are processed again by the new thread, exactly once")
     func replaceThread() throws {
         let fixture = try RuntimeFixture()
