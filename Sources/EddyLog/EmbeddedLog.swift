@@ -73,9 +73,15 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
 
     let environment: LogEnvironment
     let rootPath: String
-    private let lock = ClientLock()
+    /// The open topics and the lock guarding them, `registry` and `isClosed`; shared with the
+    /// maintenance thread, which must never hold the log itself (see ``LogMaintenance``).
+    private let table = TopicTable()
+    private var lock: ClientLock { table.lock }
+    private var topics: [String: TopicHandle] {
+        get { table.topics }
+        set { table.topics = newValue }
+    }
     private var registry: TopicRegistry
-    private var topics: [String: TopicHandle] = [:]
     private var isClosed = false
     private let directoryLock: DirectoryLock?
 
@@ -164,7 +170,8 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
             directoryLock?.release()
             throw error
         }
-        maintenance = LogMaintenance(log: self)
+        maintenance = LogMaintenance(table: table, groups: groups, transactions: transactions,
+                                     clock: environment.clock, configuration: configuration)
     }
 
     deinit {
@@ -346,9 +353,7 @@ public final class EmbeddedLog: LogBackend, @unchecked Sendable {
     }
 
     /// Every open topic, sorted by name.
-    func allTopics() -> [TopicHandle] {
-        lock.withLock { topics.values.sorted { $0.name < $1.name } }
-    }
+    func allTopics() -> [TopicHandle] { table.all() }
 
     func topicNames() throws -> [String] {
         try lock.withLock {
@@ -462,4 +467,20 @@ final class TopicHandle: @unchecked Sendable {
 struct ClosureLogClock: LogClock {
     let read: @Sendable () -> Int64
     var nowMilliseconds: Int64 { read() }
+}
+
+/// The open topics of an ``EmbeddedLog`` by name, with the lock that guards them (and the log's
+/// other mutable state). A separate object so the maintenance thread can walk the topics
+/// without a reference to the log: a log dropped without `close` is then always freed on the
+/// thread that dropped it, which joins the maintenance thread and releases the directory
+/// before the drop returns.
+final class TopicTable: @unchecked Sendable {
+    // @unchecked: `topics` is reached only under `lock`.
+    let lock = ClientLock()
+    var topics: [String: TopicHandle] = [:]
+
+    /// Every open topic, sorted by name.
+    func all() -> [TopicHandle] {
+        lock.withLock { topics.values.sorted { $0.name < $1.name } }
+    }
 }

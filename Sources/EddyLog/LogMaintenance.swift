@@ -7,7 +7,8 @@ import Foundation
 /// `compactionIntervalMilliseconds` it compacts, on all partitions.
 ///
 /// One thread per log, started when the log opens and stopped (joined) by ``stop()`` when it
-/// closes. It holds the log weakly, so a log that is dropped without `close` still goes away.
+/// closes. It holds the log's parts (topic table, coordinators, clock), never the log, so a
+/// log dropped without `close` is freed on the dropping thread, whose `close` joins this one.
 /// A failure on one partition does not stop the others; the latest is kept in ``lastError``.
 final class LogMaintenance: @unchecked Sendable {
     // @unchecked: `stopping`, `finished` and `error` are reached only under `lock`.
@@ -17,11 +18,21 @@ final class LogMaintenance: @unchecked Sendable {
     private var error: EddyError?
     private var threadID: pthread_t?
 
-    init(log: EmbeddedLog) {
-        let interval = log.configuration.maintenanceIntervalMilliseconds
-        let retentionEvery = Int64(log.configuration.retentionCheckIntervalMilliseconds)
-        let compactionEvery = Int64(log.configuration.compactionIntervalMilliseconds)
-        let thread = Thread { [weak log, self] in
+    private let table: TopicTable
+    private let groups: GroupCoordinator
+    private let transactions: TransactionCoordinator
+    private let clock: any LogClock
+
+    init(table: TopicTable, groups: GroupCoordinator, transactions: TransactionCoordinator, clock: any LogClock,
+         configuration: EmbeddedLog.Configuration) {
+        self.table = table
+        self.groups = groups
+        self.transactions = transactions
+        self.clock = clock
+        let interval = configuration.maintenanceIntervalMilliseconds
+        let retentionEvery = Int64(configuration.retentionCheckIntervalMilliseconds)
+        let compactionEvery = Int64(configuration.compactionIntervalMilliseconds)
+        let thread = Thread { [self] in
             self.lock.withLock { self.threadID = pthread_self() }
             var lastRetention = ClientLock.monotonicMilliseconds()
             var lastCompaction = lastRetention
@@ -30,13 +41,13 @@ final class LogMaintenance: @unchecked Sendable {
                     if !self.stopping { self.lock.wait(milliseconds: interval) }
                     return self.stopping
                 }
-                guard !stop, let log else { break }
+                if stop { break }
                 let now = ClientLock.monotonicMilliseconds()
                 let retention = now - lastRetention >= retentionEvery
                 let compaction = now - lastCompaction >= compactionEvery
                 if retention { lastRetention = now }
                 if compaction { lastCompaction = now }
-                self.runOnce(log, retention: retention, compaction: compaction)
+                self.runOnce(retention: retention, compaction: compaction)
             }
             self.lock.withLock {
                 self.finished = true
@@ -47,12 +58,12 @@ final class LogMaintenance: @unchecked Sendable {
         thread.start()
     }
 
-    /// One round over every partition. Also called by tests.
-    func runOnce(_ log: EmbeddedLog, retention: Bool, compaction: Bool) {
-        log.groups.expireMembers()
-        log.transactions.abortExpired()
-        let now = log.now
-        for handle in log.allTopics() {
+    /// One round over every partition.
+    func runOnce(retention: Bool, compaction: Bool) {
+        groups.expireMembers()
+        transactions.abortExpired()
+        let now = clock.nowMilliseconds
+        for handle in table.all() {
             for partition in handle.partitions {
                 do {
                     try partition.flushIfDue(now: now)
@@ -70,7 +81,7 @@ final class LogMaintenance: @unchecked Sendable {
     var lastError: EddyError? { lock.withLock { error } }
 
     /// Stops the thread and waits for it to finish its current round. Called on the thread
-    /// itself (a log dropped without `close` whose last reference the thread held), it only
+    /// itself (a coordinator's brief reference to a dropped log was its last one), it only
     /// asks it to stop: waiting for itself would never end.
     func stop() {
         lock.withLock {
