@@ -1,5 +1,6 @@
 import EddyCore
 import EddyLog
+import EddyState
 import EddyStreams
 import Foundation
 
@@ -13,7 +14,7 @@ import Foundation
 ///
 /// - `stateless`: filter + mapValues to an output topic;
 /// - `windowed`: per-key count and sum in 10 s tumbling windows (one aggregate, RocksDB window
-///   store), emit-final (`suppress(.untilWindowCloses)`), final results to an output topic;
+///   store), emit-final (`emit(.onWindowClose)`, read back from the window store as windows close), final results to an output topic;
 /// - `join`: stream–table join against a 10,000-row table (RocksDB key-value store), read
 ///   from a co-partitioned table topic by the same tasks.
 ///
@@ -208,14 +209,26 @@ public enum StreamsBenchmark {
         var count: Int64
         var sum: Int64
     }
+    /// Two big-endian Int64s, written in place (no intermediate arrays), as a user would
+    /// write a serde on a hot path.
     struct CountAndSumSerde: Serde {
         func serialize(_ value: CountAndSum) throws -> [UInt8] {
-            try Int64Serde().serialize(value.count) + Int64Serde().serialize(value.sum)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(16)
+            try serialize(value, appendingTo: &bytes)
+            return bytes
+        }
+        func serialize(_ value: CountAndSum, appendingTo buffer: inout [UInt8]) throws {
+            buffer.appendBigEndian(value.count)
+            buffer.appendBigEndian(value.sum)
         }
         func deserialize(_ bytes: [UInt8]) throws -> CountAndSum {
+            try bytes.withUnsafeBytes { try deserialize(from: $0) }
+        }
+        func deserialize(from bytes: UnsafeRawBufferPointer) throws -> CountAndSum {
             guard bytes.count == 16 else { throw EddyError(.serialization, "CountAndSum needs 16 bytes, got \(bytes.count)") }
-            return CountAndSum(count: try Int64Serde().deserialize(Array(bytes[0..<8])),
-                               sum: try Int64Serde().deserialize(Array(bytes[8..<16])))
+            return CountAndSum(count: Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: Int64.self)),
+                               sum: Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self)))
         }
     }
 
@@ -231,11 +244,11 @@ public enum StreamsBenchmark {
             b.stream("input", key: Serdes.string, value: Serdes.int64)
                 .groupByKey()
                 .windowed(by: .of(size: windowMilliseconds))
+                .emit(.onWindowClose)
                 .aggregate(materializedAs: "sums", valueSerde: CountAndSumSerde(),
                            initializer: { CountAndSum(count: 0, sum: 0) }) { _, v, a in
                     CountAndSum(count: a.count + 1, sum: a.sum + v)
                 }
-                .suppress(.untilWindowCloses)
                 .toStream()
                 .to(output, key: Serdes.timeWindowed(Serdes.string, windowSize: windowMilliseconds),
                     value: Serdes.optional(CountAndSumSerde()))
@@ -264,6 +277,7 @@ public enum StreamsBenchmark {
             topology: try topology(scenario, output: output), backend: log,
             configuration: StreamsConfiguration(applicationID: application, stateDirectory: stateDirectory,
                                                 processingGuarantee: guarantee, commitInterval: commitInterval,
+                                                rocksDB: RocksDBConfiguration(writeBufferBytes: (Int(ProcessInfo.processInfo.environment["EDDY_BENCH_WRITE_BUFFER_MB"] ?? "64") ?? 64) << 20),
                                                 log: { print("  runtime: \($0)") }))
         try app.start()
         defer { app.close() }

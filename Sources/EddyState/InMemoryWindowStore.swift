@@ -48,4 +48,7 @@ public final class InMemoryWindowStore: WindowStore, RestorableStore {
     public func all(limit: Int) throws -> [WindowEntry] {
         try logic.fetch(keyFrom: nil, keyTo: nil, from: .min, to: .max, limit: limit)
     }
+    public func fetchAll(from: Timestamp, to: Timestamp) throws -> [WindowEntry] {
+        try logic.fetch(keyFrom: nil, keyTo: nil, from: from, to: to, limit: .max)
+    }
 }

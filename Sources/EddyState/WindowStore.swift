@@ -45,6 +45,9 @@ public protocol WindowStore: StateStore {
     func fetch(keyFrom: [UInt8], keyTo: [UInt8], from: Timestamp, to: Timestamp, limit: Int) throws -> [WindowEntry]
     /// Every live window, in the order of the key-range fetch, at most `limit`.
     func all(limit: Int) throws -> [WindowEntry]
+    /// The windows of every key starting in [from, to] (Kafka's `fetchAll(timeFrom, timeTo)`),
+    /// in the order of the key-range fetch. Reads only the time segments the range covers.
+    func fetchAll(from: Timestamp, to: Timestamp) throws -> [WindowEntry]
 }
 
 extension WindowStore {

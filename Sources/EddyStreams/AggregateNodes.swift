@@ -28,33 +28,54 @@ final class KeyedAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, K, Chang
 }
 
 /// Aggregation over tumbling or hopping windows in a window store.
+///
+/// With `emitFinal` (``EmitStrategy/onWindowClose``, Kafka's KIP-825) it forwards nothing per
+/// update: once stream time (the largest timestamp this node has seen) reaches a window's
+/// `end + grace`, it reads the closed windows back from the store (`fetchAll`) and forwards
+/// each final aggregate, by window start then key, with the window's last timestamp
+/// (`end - 1`) and the headers of the record that closed it. The close time up to which it
+/// has emitted is processor metadata, committed with the input offsets, so a restarted or
+/// migrated task sends every final result exactly once. Closed windows are emitted before the
+/// record that closes them is added, while the store still keeps them (a window store with the
+/// minimum retention forgets a window as soon as a window `retention` later is written).
 final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Windowed<K>, Change<VR>> {
     let storeName: String
     let windows: TimeWindows
     let retention: Int64
     let step: AggregateStep<K, V, VR>
+    let emitFinal: Bool
     var store: (any TaskWindowStore<K, VR>)! = nil
     /// Largest timestamp this node has seen (Kafka's observed stream time of the processor).
     var observed: Timestamp = .min
     var expiredUpTo: Timestamp = .min
+    /// Emit-final: windows ending at or before this time have been forwarded.
+    var emittedUpTo: Timestamp = .min
 
     init(name: String, children: [AnyObject], store: String, windows: TimeWindows, retention: Int64,
-         step: @escaping AggregateStep<K, V, VR>) {
+         emitFinal: Bool = false, step: @escaping AggregateStep<K, V, VR>) {
         self.storeName = store
         self.windows = windows
         self.retention = retention
+        self.emitFinal = emitFinal
         self.step = step
         super.init(name: name, children: children)
     }
+    /// The processor-metadata key of the emit-final progress (the store's name, as in Kafka).
+    var progressKey: String { "emit-final:" + storeName }
+
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
         store = try context.store(storeName, as: (any TaskWindowStore<K, VR>).self, node: name)
         // A task created again (restart, rebalance) resumes from its committed stream time.
         if context.streamTime > observed { observed = context.streamTime }
+        if emitFinal, let done = context.processorMetadata[progressKey] { emittedUpTo = done }
     }
     override func process(_ key: K, _ value: V) throws {
         let t = context.timestamp
-        if t > observed { observed = t }
+        if t > observed {
+            observed = t
+            if emitFinal { try emitClosedWindows() }
+        }
         var late = false
         for start in windows.windowStarts(for: t) {
             let end = start + windows.size
@@ -62,16 +83,42 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
                 late = true
                 continue
             }
-            let old = try store.fetch(key, windowStart: start)
-            let new = try step(key, value, old)
-            try store.put(key, windowStart: start, new)
-            try forward(Windowed(key: key, window: Window(start: start, end: end)), Change(newValue: new, oldValue: old))
+            let (old, new) = try store.update(key, windowStart: start) { try step(key, value, $0) }
+            if !emitFinal {
+                try forward(Windowed(key: key, window: Window(start: start, end: end)), Change(newValue: new, oldValue: old))
+            }
         }
         if late { context.metrics.droppedLateRecords += 1 }
         if expiredUpTo == .min || observed - expiredUpTo >= windows.advance {
             expiredUpTo = observed
             try store.removeWindows(startingBefore: observed - retention + 1)
         }
+    }
+
+    /// Forwards the final aggregate of every window that closed since the last call: those
+    /// ending in `(emittedUpTo, observed - grace]`. Cheap when no window boundary was crossed.
+    private func emitClosedWindows() throws {
+        let closedUpTo = observed - windows.grace
+        guard closedUpTo > emittedUpTo else { return }
+        // Window starts are multiples of `advance`: the latest closed window starts here.
+        let (lastEnd, overflow) = closedUpTo.subtractingReportingOverflow(windows.size)
+        guard !overflow, lastEnd >= 0 else { return }
+        let lastStart = lastEnd - lastEnd % windows.advance
+        // The first window not emitted yet ends after `emittedUpTo`: the first multiple of
+        // `advance` above `emittedUpTo - size` (so the store reads no range without windows).
+        var firstStart: Timestamp = 0
+        if emittedUpTo != .min, emittedUpTo - windows.size >= 0 {
+            let after = emittedUpTo - windows.size
+            firstStart = after - after % windows.advance + windows.advance
+        }
+        guard lastStart >= firstStart else { return }
+        let closed = try store.fetchAll(from: firstStart, to: lastStart)
+        for (windowed, aggregate) in closed {
+            try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
+        }
+        context.metrics.emittedFinalResults += closed.count
+        emittedUpTo = closedUpTo
+        context.processorMetadata[progressKey] = closedUpTo
     }
 }
 

@@ -170,15 +170,22 @@ public struct TimeWindowedStream<K: Hashable, V> {
         if let retention, retention < minimum {
             builder.errors.append("window store '\(store)' has retention \(retention) ms, less than window size + grace (\(minimum) ms)")
         }
+        let groupKeySerde = grouped.keySerde
         builder.addStore(store, kind: .window,
-                         persistent: StorePersistence.window(store, size: size, retention: kept, grouped.keySerde, valueSerde)) {
-            InMemoryTaskWindowStore<K, VR>(name: store, windowSize: size, retention: kept)
+                         persistent: StorePersistence.window(store, size: size, retention: kept, groupKeySerde, valueSerde)) {
+            let windows = InMemoryTaskWindowStore<K, VR>(name: store, windowSize: size, retention: kept)
+            windows.keySerde = groupKeySerde
+            return windows
         }
         let kind = self.kind
+        // Time windows emit final results themselves, from the store (KIP-825); sliding
+        // windows go through a suppression buffer.
+        let emitFinal = emitStrategy == .onWindowClose && !isSliding
         builder.addNode(n, kind: .processor, parents: [grouped.stream.node], stores: [store]) { children in
             switch kind {
             case .time(let w):
-                return TimeWindowAggregateNode<K, V, VR>(name: n, children: children, store: store, windows: w, retention: kept, step: step)
+                return TimeWindowAggregateNode<K, V, VR>(name: n, children: children, store: store, windows: w, retention: kept,
+                                                         emitFinal: emitFinal, step: step)
             case .sliding(let w):
                 return SlidingWindowAggregateNode<K, V, VR>(name: n, children: children, store: store, windows: w, retention: kept, step: step)
             }
@@ -187,7 +194,7 @@ public struct TimeWindowedStream<K: Hashable, V> {
         let table = Table<Windowed<K>, VR>(builder: builder, node: n, store: store, keySerde: keySerde, valueSerde: valueSerde,
                                            partitioningTopics: grouped.stream.partitioningTopics,
                                            windowClose: (grace, isSliding ? 1 : 0))
-        return emitStrategy == .onWindowClose ? table.suppressUntilWindowCloses() : table
+        return emitStrategy == .onWindowClose && isSliding ? table.suppressUntilWindowCloses() : table
     }
     var isSliding: Bool { if case .sliding = kind { return true } else { return false } }
 

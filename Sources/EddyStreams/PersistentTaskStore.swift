@@ -117,6 +117,16 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         return overflow ? .min : value
     }
 
+    /// Adds an empty cached window at `start`, sized like the largest cached one (windows fill
+    /// alike, and growing a dictionary entry by entry rehashes it over and over), and forgets
+    /// the windows the byte store no longer keeps.
+    private func openWindow(_ start: Timestamp, floor: Timestamp) {
+        var bucket: [ByteKey: Value] = [:]
+        bucket.reserveCapacity(cache.values.reduce(0) { max($0, $1.count) })
+        for expired in cache.keys where expired < floor { cache[expired] = nil }
+        cache[start] = bucket
+    }
+
     public func fetch(_ key: Key, windowStart start: Timestamp) throws -> Value? {
         let k = try keySerde.serialize(key)
         if owns(start) {
@@ -136,12 +146,26 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
             cache[start]?[ByteKey(k)] = nil
             return
         }
-        if cache[start] == nil {
-            // A new window: forget the ones the byte store no longer keeps.
-            for old in cache.keys where old < floor { cache[old] = nil }
-            cache[start] = [:]
-        }
+        if cache[start] == nil { openWindow(start, floor: floor) }
         cache[start]![ByteKey(k)] = value
+    }
+    public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
+        let k = try keySerde.serialize(key)
+        let owned = owns(start)
+        let old: Value?
+        if owned {
+            old = start >= liveFloor ? cache[start]?[ByteKey(k)] : nil
+        } else {
+            old = try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) }
+        }
+        let new = try body(old)
+        try stateStore.put(k, windowStart: start, value: try valueSerde.serialize(new))
+        guard owned else { return (old, new) }
+        let floor = liveFloor  // the put may have advanced the byte store's stream time
+        guard start >= floor else { return (old, new) }
+        if cache[start] == nil { openWindow(start, floor: floor) }
+        cache[start]![ByteKey(k)] = new
+        return (old, new)
     }
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
         try stateStore.fetch(keySerde.serialize(key), from: from, to: to).map { ($0.windowStart, try valueSerde.deserialize($0.value)) }
@@ -151,6 +175,38 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
             (Windowed(key: try keySerde.deserialize(entry.key), window: Window(start: entry.windowStart, end: entry.windowStart + windowSize)),
              try valueSerde.deserialize(entry.value))
         }.sorted { $0.key.window.start < $1.key.window.start }
+    }
+    /// The entries of every key in windows starting in `from...to`, by window start, then by
+    /// serialised key. Windows this wrapper owns come from its cache, older ones from the byte
+    /// store (``WindowStore/fetchAll(from:to:)``, which reads only the segments of the range).
+    public func fetchAll(from: Timestamp, to: Timestamp) throws -> [(key: Windowed<Key>, value: Value)] {
+        guard from <= to else { return [] }
+        _ = owns(.max)  // settles `ownedAfter` on first use; owns(s) then holds exactly for s >= firstOwned
+        let (afterOwned, overflow) = (ownedAfter ?? .max).addingReportingOverflow(1)
+        let firstOwned = max(overflow ? .max : afterOwned, evictedBelow)
+        var result: [(key: Windowed<Key>, value: Value)] = []
+        if from < firstOwned {
+            var entries = try stateStore.fetchAll(from: from, to: min(to, firstOwned - 1))
+            entries.sort { $0.windowStart != $1.windowStart ? $0.windowStart < $1.windowStart : StoreBytes.less($0.key, $1.key) }
+            for entry in entries {
+                result.append((Windowed(key: try keySerde.deserialize(entry.key),
+                                        window: Window(start: entry.windowStart, end: entry.windowStart + windowSize)),
+                               try valueSerde.deserialize(entry.value)))
+            }
+        }
+        let low = max(from, firstOwned, liveFloor)
+        guard low <= to else { return result }
+        for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
+            let bucket = cache[start]!
+            let entries = Array(bucket)
+            let keys = entries.map(\.key.bytes)
+            let window = Window(start: start, end: start + windowSize)
+            result.reserveCapacity(result.count + keys.count)
+            for i in StoreBytes.sortedIndices(keys) {
+                result.append((Windowed(key: try keySerde.deserialize(keys[i]), window: window), entries[i].value))
+            }
+        }
+        return result
     }
     /// Drops cached windows before `start`; the byte store expires whole segments by itself.
     public func removeWindows(startingBefore start: Timestamp) throws {

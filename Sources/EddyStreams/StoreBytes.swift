@@ -94,6 +94,25 @@ enum StoreBytes {
             }
         }
     }
+
+    /// The indices of `keys` in the byte order of the keys (``less(_:_:)``). Sorts pairs of the
+    /// first eight bytes (big-endian) and an index, comparing whole keys only on equal
+    /// prefixes: the elements are plain integers, so the sort moves no reference-counted arrays.
+    static func sortedIndices(_ keys: [[UInt8]]) -> [Int] {
+        var order: [(prefix: UInt64, index: Int)] = []
+        order.reserveCapacity(keys.count)
+        for (i, key) in keys.enumerated() {
+            var prefix: UInt64 = 0
+            key.withUnsafeBufferPointer { p in
+                for j in 0..<8 { prefix = prefix << 8 | UInt64(j < p.count ? p[j] : 0) }
+            }
+            order.append((prefix, i))
+        }
+        order.sort { a, b in
+            a.prefix != b.prefix ? a.prefix < b.prefix : less(keys[a.index], keys[b.index])
+        }
+        return order.map(\.index)
+    }
 }
 
 /// Serialised key bytes as a dictionary key in the typed stores' caches. Those dictionaries

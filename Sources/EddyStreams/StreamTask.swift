@@ -199,7 +199,8 @@ final class StreamTask {
         var offsets: [TopicPartition: OffsetAndMetadata] = [:]
         for queue in group.queues {
             guard let consumed = queue.consumed else { continue }
-            offsets[queue.topicPartition] = OffsetAndMetadata(consumed, metadata: PartitionTimeMetadata.encode(queue.processedTime))
+            offsets[queue.topicPartition] = OffsetAndMetadata(consumed, metadata: PartitionTimeMetadata.encode(queue.processedTime,
+                                                                                                        processorMetadata: context.processorMetadata))
         }
         return offsets
     }
@@ -208,19 +209,23 @@ final class StreamTask {
     /// ``committableOffsets``, such as at-most-once's commit before processing).
     func partitionTimeMetadata(_ partition: TopicPartition) -> String {
         guard let i = group.index[partition] else { return "" }
-        return PartitionTimeMetadata.encode(group.queues[i].processedTime)
+        return PartitionTimeMetadata.encode(group.queues[i].processedTime, processorMetadata: context.processorMetadata)
     }
 
     /// Resumes the time of a task created again after a restart, a rebalance or a failed
     /// commit (Kafka's `initializeTaskTime`): each input partition's time is the one
     /// committed with its offset, and stream time the largest of them. Partitions without a
     /// committed time (never committed, or committed without metadata, e.g. after an offset
-    /// reset) keep an unknown time. Call before ``initialize()``, so nodes see the stream time.
+    /// reset) keep an unknown time. The processor metadata committed with the offsets is
+    /// restored too (``TaskContext/processorMetadata``, the largest value per key). Call before
+    /// ``initialize()``, so nodes see both.
     func initializeTime(committed: [TopicPartition: OffsetAndMetadata]) {
         guard state == .created else { return }
         for i in group.queues.indices {
             guard let entry = committed[group.queues[i].topicPartition],
-                  let time = PartitionTimeMetadata.decode(entry.metadata), time >= 0 else { continue }
+                  let (time, processorMetadata) = PartitionTimeMetadata.decodeAll(entry.metadata) else { continue }
+            context.processorMetadata.merge(processorMetadata) { max($0, $1) }
+            guard time >= 0 else { continue }
             group.queues[i].processedTime = max(group.queues[i].processedTime, time)
             group.queues[i].partitionTime = max(group.queues[i].partitionTime, time)
             if time > context.streamTime { context.streamTime = time }
@@ -404,26 +409,64 @@ final class StreamTask {
     }
 }
 
-/// A partition's time in the metadata of its committed offset, in Kafka Streams' encoding
-/// (`StreamTask.encodeTimestamp`/`decodeTimestamp`): Base64 of a version byte (1) followed by
-/// the time as a big-endian Int64. 12 characters, so far below
-/// ``OffsetAndMetadata/maximumMetadataBytes``; offsets committed by Kafka Streams and by Eddy
-/// read the same.
+/// A partition's time, and the task's processor metadata, in the metadata of its committed
+/// offset, in Kafka Streams' layout (`TopicPartitionMetadata`): Base64 of a version byte, the
+/// time as a big-endian Int64 and, from version 2, the processor metadata: an Int32 entry
+/// count, then per entry an Int32 key length, the key's UTF-8 bytes and an Int64 value. With
+/// no processor metadata it is version 1 (12 characters, what Kafka Streams writes then);
+/// offsets committed by Kafka Streams and by Eddy read the same.
 enum PartitionTimeMetadata {
-    /// The version byte Kafka Streams writes (its `LATEST_MAGIC_BYTE`).
+    /// The version byte without processor metadata (Kafka Streams' `LATEST_MAGIC_BYTE` 1).
     static let version: UInt8 = 1
+    /// The version byte with processor metadata.
+    static let versionWithProcessorMetadata: UInt8 = 2
 
-    static func encode(_ time: Timestamp) -> String {
-        var bytes: [UInt8] = [version]
+    static func encode(_ time: Timestamp, processorMetadata: [String: Int64] = [:]) -> String {
+        var bytes: [UInt8] = [processorMetadata.isEmpty ? version : versionWithProcessorMetadata]
         bytes.appendBigEndian(time)
+        if !processorMetadata.isEmpty {
+            bytes.appendBigEndian(UInt32(processorMetadata.count))
+            for (key, value) in processorMetadata.sorted(by: { $0.key < $1.key }) {
+                bytes.appendBigEndian(UInt32(key.utf8.count))
+                bytes.append(contentsOf: key.utf8)
+                bytes.appendBigEndian(value)
+            }
+        }
         return Data(bytes).base64EncodedString()
     }
 
     /// The time in `metadata`; nil when it is empty, not Base64, or of another version or
     /// size (such a partition starts with an unknown time, as in Kafka).
     static func decode(_ metadata: String) -> Timestamp? {
-        guard !metadata.isEmpty, let data = Data(base64Encoded: metadata), data.count == 9,
-              data.first == version else { return nil }
-        return data.dropFirst().reduce(Int64(0)) { ($0 << 8) | Int64($1) }
+        decodeAll(metadata)?.time
+    }
+
+    /// The time and the processor metadata in `metadata`; nil when it is empty, not Base64,
+    /// of an unknown version or malformed.
+    static func decodeAll(_ metadata: String) -> (time: Timestamp, processorMetadata: [String: Int64])? {
+        guard !metadata.isEmpty, let data = Data(base64Encoded: metadata) else { return nil }
+        let bytes = [UInt8](data)
+        func int64(at offset: Int) -> Int64 { bytes[offset..<offset + 8].reduce(Int64(0)) { ($0 << 8) | Int64($1) } }
+        func int32(at offset: Int) -> Int { Int(bytes[offset..<offset + 4].reduce(UInt32(0)) { ($0 << 8) | UInt32($1) }) }
+        switch bytes.first {
+        case version where bytes.count == 9:
+            return (int64(at: 1), [:])
+        case versionWithProcessorMetadata where bytes.count >= 13:
+            var entries: [String: Int64] = [:]
+            var offset = 13
+            for _ in 0..<int32(at: 9) {
+                guard offset + 4 <= bytes.count else { return nil }
+                let length = int32(at: offset)
+                offset += 4
+                guard length <= bytes.count - offset - 8 else { return nil }
+                let key = String(decoding: bytes[offset..<offset + length], as: UTF8.self)
+                entries[key] = int64(at: offset + length)
+                offset += length + 8
+            }
+            guard offset == bytes.count else { return nil }
+            return (int64(at: 1), entries)
+        default:
+            return nil
+        }
     }
 }

@@ -499,5 +499,6 @@ extension TaskMetrics {
         droppedLateRecords += other.droppedLateRecords
         skippedNullRecords += other.skippedNullRecords
         droppedInvalidTimestampRecords += other.droppedInvalidTimestampRecords
+        emittedFinalResults += other.emittedFinalResults
     }
 }

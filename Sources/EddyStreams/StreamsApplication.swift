@@ -168,7 +168,7 @@ public final class StreamsApplication: @unchecked Sendable {
                 throw EddyError(.invalidState, "application \(configuration.applicationID) is \(currentState.rawValue); only a created application can start")
             }
             try createTopics()
-            let environment = try RocksDBEnvironment(log: configuration.log)
+            let environment = try RocksDBEnvironment(configuration: configuration.rocksDB, log: configuration.log)
             rocksDB = environment
             if let subtopology = topology.globalSubtopology {
                 let thread = try GlobalStreamThread(application: self, subtopology: subtopology)

@@ -86,6 +86,10 @@ public struct StreamsConfiguration: Sendable {
     /// Called after every batch a store's restoration applies, on the stream thread that
     /// restores it (the CLI draws a progress bar with it). Keep it cheap.
     public var restoreProgress: (@Sendable (_ task: TaskID, _ progress: RestoreProgress) -> Void)?
+    /// Settings of the worker's RocksDB stores (block cache, memtable memory, compression,
+    /// background threads, an options string), shared by every task of the application
+    /// (Kafka's `rocksdb.config.setter`). Validated when the application starts.
+    public var rocksDB: RocksDBConfiguration
     /// Where the runtime's log lines go (restoration progress, skipped records, failures).
     public var log: @Sendable (String) -> Void
 
@@ -99,6 +103,7 @@ public struct StreamsConfiguration: Sendable {
                 maximumTaskIdle: Duration? = .zero,
                 maximumPollRecords: Int = 1_000,
                 restoreProgress: (@Sendable (_ task: TaskID, _ progress: RestoreProgress) -> Void)? = nil,
+                rocksDB: RocksDBConfiguration = RocksDBConfiguration(),
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.applicationID = applicationID
         self.stateDirectory = stateDirectory
@@ -112,6 +117,7 @@ public struct StreamsConfiguration: Sendable {
         self.maximumTaskIdle = maximumTaskIdle
         self.maximumPollRecords = maximumPollRecords
         self.restoreProgress = restoreProgress
+        self.rocksDB = rocksDB
         self.log = log
     }
 

@@ -29,6 +29,8 @@ public struct TaskMetrics: Hashable, Sendable {
     public var skippedNullRecords: Int = 0
     /// Records whose timestamp extractor returned a negative timestamp; skipped.
     public var droppedInvalidTimestampRecords: Int = 0
+    /// Final window results sent by emit-final aggregations (``EmitStrategy/onWindowClose``).
+    public var emittedFinalResults: Int = 0
     public init() {}
 }
 
@@ -108,6 +110,12 @@ final class TaskContext {
     /// again (restart, rebalance, failed commit) starts from the largest partition time
     /// committed with its input offsets (``StreamTask/initializeTime(committed:)``).
     var streamTime: Timestamp = .min
+    /// Per-node progress committed with the input offsets (Kafka's `ProcessorMetadata`), such
+    /// as the window close time up to which an emit-final aggregation has sent its results.
+    /// Written by nodes, encoded into every input partition's offset metadata at commit
+    /// (``PartitionTimeMetadata``) and read back, largest value per key, when the task is
+    /// created again (``StreamTask/initializeTime(committed:)``).
+    var processorMetadata: [String: Int64] = [:]
     /// Wall-clock time in milliseconds, as the driver or the stream thread last set it.
     var wallClockTime: Int64
     var metrics = TaskMetrics()

@@ -50,11 +50,28 @@ public protocol TaskWindowStore<Key, Value>: TaskStore {
     func put(_ key: Key, windowStart start: Timestamp, _ value: Value?) throws
     /// Values of `key` in windows starting in `from...to`, by ascending start.
     func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)]
+    /// Sets the value of `key` in the window starting at `start` to `body(old value)` and
+    /// returns both: a ``fetch(_:windowStart:)`` and a ``put(_:windowStart:_:)`` in one call
+    /// (persistent stores serialise the key and look the window up once).
+    func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value)
     /// Every entry, by ascending window start.
     func all() throws -> [(key: Windowed<Key>, value: Value)]
+    /// The entries of every key in windows starting in `from...to` (Kafka's
+    /// `fetchAll(timeFrom, timeTo)`), by ascending window start, then by key: in the order of
+    /// the serialised keys when the store knows the key serde, else of the keys' descriptions.
+    func fetchAll(from: Timestamp, to: Timestamp) throws -> [(key: Windowed<Key>, value: Value)]
     /// Removes windows starting before `start` (expiry by retention; persistent stores
     /// expire whole segments on their own and may ignore this).
     func removeWindows(startingBefore start: Timestamp) throws
+}
+
+extension TaskWindowStore {
+    public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
+        let old = try fetch(key, windowStart: start)
+        let new = try body(old)
+        try put(key, windowStart: start, new)
+        return (old, new)
+    }
 }
 
 /// A session store: per key, sessions (inclusive `[start, end]` windows) and their values.
@@ -109,6 +126,8 @@ public final class InMemoryTaskWindowStore<Key: Hashable, Value>: TaskWindowStor
     var windows: [Timestamp: [Key: Value]] = [:]
     /// Window starts in ascending order.
     var starts: [Timestamp] = []
+    /// Orders the keys of a window in ``fetchAll(from:to:)``, when known.
+    var keySerde: AnySerde<Key>?
 
     /// An empty window store.
     public init(name: String, windowSize: Int64, retention: Int64) {
@@ -148,6 +167,27 @@ public final class InMemoryTaskWindowStore<Key: Hashable, Value>: TaskWindowStor
             for (k, v) in windows[start] ?? [:] {
                 result.append((Windowed(key: k, window: Window(start: start, end: start + windowSize)), v))
             }
+        }
+        return result
+    }
+
+    /// The entries of every key in windows starting in `from...to`, by window start, then by
+    /// serialised key (by description when the store has no key serde).
+    public func fetchAll(from: Timestamp, to: Timestamp) throws -> [(key: Windowed<Key>, value: Value)] {
+        var result: [(key: Windowed<Key>, value: Value)] = []
+        var i = lowerBound(from)
+        while i < starts.count, starts[i] <= to {
+            let start = starts[i]
+            let window = Window(start: start, end: start + windowSize)
+            var entries = (windows[start] ?? [:]).map { ($0.key, $0.value) }
+            if let keySerde {
+                let keys = try entries.map { try keySerde.serialize($0.0) }
+                entries = StoreBytes.sortedIndices(keys).map { entries[$0] }
+            } else {
+                entries.sort { String(describing: $0.0) < String(describing: $1.0) }
+            }
+            for (key, value) in entries { result.append((Windowed(key: key, window: window), value)) }
+            i += 1
         }
         return result
     }

@@ -233,12 +233,7 @@ public final class TopologyTestDriver {
     /// Counters summed over all tasks.
     public var metrics: TaskMetrics {
         var m = TaskMetrics()
-        for t in tasks + (globalTask.map { [$0] } ?? []) {
-            m.processedRecords += t.context.metrics.processedRecords
-            m.droppedLateRecords += t.context.metrics.droppedLateRecords
-            m.skippedNullRecords += t.context.metrics.skippedNullRecords
-            m.droppedInvalidTimestampRecords += t.context.metrics.droppedInvalidTimestampRecords
-        }
+        for t in tasks + (globalTask.map { [$0] } ?? []) { m.add(t.context.metrics) }
         return m
     }
 

@@ -75,6 +75,13 @@ public struct SessionWindows: Hashable, Sendable {
 public enum EmitStrategy: Sendable {
     /// Every update of a window, as it happens.
     case onWindowUpdate
-    /// Only the final result of each window, once it closes (end + grace passed).
+    /// Only the final result of each window, once it closes (stream time reaches end + grace).
+    ///
+    /// Tumbling and hopping windows read their closed windows back from the window store and
+    /// send each final aggregate with the window's last timestamp (`end - 1`), as Kafka's
+    /// KIP-825 does (Kafka uses the largest record timestamp of the window); the progress is
+    /// committed with the input offsets, so each result is sent exactly once. Sliding and
+    /// session windows hold their updates in a suppression buffer instead, as
+    /// ``Table/suppress(_:named:)`` does.
     case onWindowClose
 }

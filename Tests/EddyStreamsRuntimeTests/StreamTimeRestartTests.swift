@@ -81,12 +81,15 @@ final class StreamTimeFixture {
     let root: String
     let log: EmbeddedLog
     static let partitions = 2
+    /// Whether the count emits final results only (``EmitStrategy/onWindowClose``), kept 60 s.
+    let emitFinal: Bool
 
-    init() throws {
+    init(emitFinal: Bool = false) throws {
+        self.emitFinal = emitFinal
         root = NSTemporaryDirectory() + "/eddy-stream-time-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         log = try EmbeddedLog(directory: root + "/log")
-        for topic in ["events", "restarted-out", "uninterrupted-out", "fenced-out"] {
+        for topic in ["events", "restarted-out", "uninterrupted-out", "fenced-out", "wiped-out"] {
             try log.admin.createTopic(topic, configuration: TopicConfiguration(partitions: Self.partitions))
         }
     }
@@ -108,11 +111,12 @@ final class StreamTimeFixture {
 
     func topology(output: String) throws -> Topology {
         let builder = StreamsBuilder()
-        builder.stream("events", key: Serdes.string, value: Serdes.string)
+        let windowed = builder.stream("events", key: Serdes.string, value: Serdes.string)
             .groupByKey()
             .windowed(by: .of(size: 10_000, grace: 0))
-            .count(materializedAs: "counts")
-            .toStream()
+        let counts = emitFinal ? windowed.emit(.onWindowClose).count(materializedAs: "counts", retention: 60_000)
+                               : windowed.count(materializedAs: "counts")
+        counts.toStream()
             .map { windowed, count in ("\(windowed.key)@\(windowed.window.start)", "\(count ?? -1)") }
             .to(output, key: Serdes.string, value: Serdes.string)
         return try builder.build()
@@ -149,8 +153,9 @@ final class StreamTimeFixture {
         var times: [Int: Timestamp] = [:]
         for (tp, entry) in committed where !entry.metadata.isEmpty {
             let bytes = try #require(Data(base64Encoded: entry.metadata).map(Array.init))
-            #expect(bytes.count == 9 && bytes[0] == 1, "metadata \(entry.metadata)")
-            times[tp.partition] = bytes.dropFirst().reduce(Int64(0)) { ($0 << 8) | Int64($1) }
+            // Version 1 is the time alone; version 2 adds processor metadata after it.
+            #expect(bytes.count == 9 && bytes[0] == 1 || bytes.count > 13 && bytes[0] == 2, "metadata \(entry.metadata)")
+            times[tp.partition] = bytes[1..<9].reduce(Int64(0)) { ($0 << 8) | Int64($1) }
         }
         return times
     }

@@ -1,4 +1,5 @@
 import EddyCore
+import Foundation
 @testable import EddyStreams
 import Testing
 
@@ -111,6 +112,45 @@ struct AggregationTests {
                     [WindowedValue("a", 10, 20, 2), WindowedValue("b", 10, 20, 1)])
             #expect(driver.metrics.droppedLateRecords == 1)
         }
+    }
+
+    @Test("emit-final hopping windows send each window once, by window start then key, with the window's last timestamp, in memory and in RocksDB")
+    func emitFinalHopping() throws {
+        let keySerde = Serdes.timeWindowed(Serdes.string, windowSize: 10)
+        let directory = NSTemporaryDirectory() + "/eddy-emit-final-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // (key, timestamp): out of order within the grace, a late one, keys out of byte order.
+        let input: [(String, Int64)] = [("b", 7), ("a", 3), ("a", 12), ("b", 9), ("c", 16), ("a", 14), ("b", 2), ("a", 31), ("c", 33), ("b", 60)]
+        var results: [[(WindowedValue<Int64>, Int64)]] = []
+        for (emit, backend) in [(true, StoreBackend.inMemory), (true, .rocksDB(directory: directory)), (false, .inMemory)] {
+            let builder = StreamsBuilder()
+            let windowed = builder.stream("in", key: Serdes.string, value: Serdes.string).groupByKey()
+                .windowed(by: TimeWindows.of(size: 10, grace: 3).advance(by: 5))
+            // The same results through a suppression buffer, for comparison of the values.
+            let table = emit ? windowed.emit(.onWindowClose).count(materializedAs: "w") : windowed.count(materializedAs: "w").suppress(.untilWindowCloses)
+            table.toStream().to("final", key: keySerde, value: Serdes.optional(Serdes.int64))
+            let driver = try TopologyTestDriver(try builder.build(), stores: backend)
+            defer { driver.close() }
+            let source = driver.createInputTopic("in", key: Serdes.string, value: Serdes.string)
+            for (key, t) in input { try source.pipeInput(key: key, value: "x", timestamp: t) }
+            results.append(try driver.createOutputTopic("final", key: keySerde, value: Serdes.optional(Serdes.int64)).readRecordsToList()
+                .map { (WindowedValue($0.key.key, $0.key.window.start, $0.key.window.end, $0.value), $0.timestamp) })
+            if emit { #expect(driver.metrics.emittedFinalResults == results.last!.count) }
+            #expect(driver.metrics.droppedLateRecords == 1)  // b@2 at stream time 16: [0,10) closed at 13
+        }
+        let expected = [WindowedValue<Int64>("a", 0, 10, 1), WindowedValue("b", 0, 10, 2),
+                        WindowedValue("a", 5, 15, 2), WindowedValue("b", 5, 15, 2),
+                        WindowedValue("a", 10, 20, 2), WindowedValue("c", 10, 20, 1),
+                        WindowedValue("c", 15, 25, 1), WindowedValue("a", 25, 35, 1), WindowedValue("a", 30, 40, 1),
+                        WindowedValue("c", 25, 35, 1), WindowedValue("c", 30, 40, 1)]
+        // Emit-final: by window start then key, stamped end - 1.
+        let byStart = expected.sorted { ($0.start, $0.key) < ($1.start, $1.key) }
+        for result in results.prefix(2) {
+            #expect(result.map(\.0) == byStart)
+            #expect(result.map(\.1) == byStart.map { $0.end - 1 })
+        }
+        // The suppression buffer sends the same final values (by close time, then key).
+        #expect(results[2].map(\.0) == byStart)
     }
 
     @Test("hopping windows put a record in every window that contains it")

@@ -23,6 +23,43 @@ struct PartitionTimeTests {
         }
     }
 
+    @Test("processor metadata rides along as version 2, and malformed version-2 metadata reads as unknown")
+    func processorMetadata() {
+        let metadata: [String: Int64] = ["emit-final:counts": 40_000, "emit-final:other": -5, "ü": .max]
+        let encoded = PartitionTimeMetadata.encode(30_000, processorMetadata: metadata)
+        let decoded = PartitionTimeMetadata.decodeAll(encoded)
+        #expect(decoded?.time == 30_000 && decoded?.processorMetadata == metadata)
+        #expect(PartitionTimeMetadata.decode(encoded) == 30_000)
+        #expect(Data(base64Encoded: encoded)?.first == 2)
+        // Without processor metadata it stays version 1, what Kafka Streams writes.
+        #expect(PartitionTimeMetadata.encode(30_000, processorMetadata: [:]) == PartitionTimeMetadata.encode(30_000))
+        let bytes = [UInt8](Data(base64Encoded: encoded)!)
+        var countTooLarge = bytes
+        countTooLarge[12] += 1
+        var keyTooLong = bytes
+        keyTooLong[16] = 200
+        for broken in [Array(bytes.dropLast()), bytes + [0], countTooLarge, keyTooLong, Array(bytes.prefix(12))] {
+            #expect(PartitionTimeMetadata.decodeAll(Data(broken).base64EncodedString()) == nil, "\(broken)")
+        }
+    }
+
+    @Test("a task created again takes the largest committed value of each processor-metadata key over its partitions")
+    func processorMetadataRestored() throws {
+        let task = try twoInputTask()
+        task.initializeTime(committed: [
+            TopicPartition("a", 0): OffsetAndMetadata(4, metadata: PartitionTimeMetadata.encode(30, processorMetadata: ["x": 7, "y": 1])),
+            TopicPartition("b", 0): OffsetAndMetadata(2, metadata: PartitionTimeMetadata.encode(10, processorMetadata: ["x": 9])),
+        ])
+        #expect(task.context.processorMetadata == ["x": 9, "y": 1])
+        #expect(task.context.streamTime == 30)
+        try task.initialize()
+        task.context.processorMetadata["x"] = 12
+        task.addRecords(records("a", [40], from: 4), from: TopicPartition("a", 0))
+        try task.processAll()
+        #expect(PartitionTimeMetadata.decodeAll(task.committableOffsets[TopicPartition("a", 0)]!.metadata)?.processorMetadata == ["x": 12, "y": 1])
+        task.close()
+    }
+
     private func twoInputTask() throws -> StreamTask {
         let builder = StreamsBuilder()
         builder.stream("a", key: Serdes.string, value: Serdes.string)
