@@ -116,6 +116,32 @@ struct SuppressTimeLimitTests {
         #expect(try Self.read(zero) == ["b=1@3"])
     }
 
+    @Test("a windowed table can be rate limited too: each window's updates are held per windowed key", arguments: Backend.allCases)
+    func rateLimitsWindowedTables(_ backend: Backend) throws {
+        let builder = StreamsBuilder()
+        builder.stream("in", key: Serdes.string, value: Serdes.string).groupByKey()
+            .windowed(by: .of(size: 100, grace: 50)).count(materializedAs: "counts")
+            .suppress(.untilTimeLimit(.milliseconds(10)), named: "limit").toStream()
+            .to("out", key: Serdes.timeWindowed(Serdes.string, windowSize: 100), value: Serdes.optional(Serdes.int64))
+        let (driver, cleanup) = try Self.driver(try builder.build(), backend)
+        defer { cleanup() }
+        let input = driver.createInputTopic("in", key: Serdes.string, value: Serdes.string)
+        let output = driver.createOutputTopic("out", key: Serdes.timeWindowed(Serdes.string, windowSize: 100), value: Serdes.optional(Serdes.int64))
+        func read() throws -> [String] { try output.readRecordsToList().map { "\($0.key)=\($0.value.map { "\($0)" } ?? "nil")@\($0.timestamp)" } }
+        try input.pipeInput(key: "a", value: "", timestamp: 95)
+        try input.pipeInput(key: "a", value: "", timestamp: 98)
+        try input.pipeInput(key: "a", value: "", timestamp: 101)   // the next window
+        #expect(try read().isEmpty)
+        try input.pipeInput(key: "a", value: "", timestamp: 105)   // [0,100) due (95 + 10), long before it closes
+        #expect(try read() == ["a@[0,100)=2@98"])
+        try input.pipeInput(key: "a", value: "", timestamp: 99)    // out of order, within the grace: held again, due 109
+        #expect(try read().isEmpty)
+        try input.pipeInput(key: "b", value: "", timestamp: 111)   // [0,100) (109), then a's [100,200) (101 + 10)
+        #expect(try read() == ["a@[0,100)=3@99", "a@[100,200)=2@105"])
+        try input.pipeInput(key: "b", value: "", timestamp: 121)   // b's first update at 111: due now, with the latest count
+        #expect(try read() == ["b@[100,200)=2@121"])
+    }
+
     @Test("what comes out keeps the old value from before the first held update", arguments: Backend.allCases)
     func keepsFirstOldValue(_ backend: Backend) throws {
         // A sum over all rows, fed by the suppressed table: the regrouping subtracts each
