@@ -157,7 +157,7 @@ extension Table {
                 builder.errors.append("suppress(untilWindowCloses) needs a table from a windowed aggregation")
                 return self
             }
-            return suppressUntilWindowCloses(named: named, buffer: suppression.buffer, closeTime: Self.windowEnd(windowed))
+            return suppressUntilWindowCloses(named: named, buffer: suppression.buffer) { delay in Self.closeTime(windowed, delay: delay) }
         case .timeLimit(let limit):
             guard limit >= .zero else {
                 builder.errors.append("suppress(untilTimeLimit): the time limit is \(limit); it must not be negative")
@@ -170,12 +170,12 @@ extension Table {
         }
     }
 
-    /// `{ key in key.window.end }` for a table whose key type is `W` at run time: opened once
-    /// here, so no record pays for a cast.
-    static func windowEnd<W: WindowedKey>(_ type: W.Type) -> (K) -> Timestamp {
-        let end: (W) -> Timestamp = { $0.window.end }
+    /// `{ key in key.window.end + delay }` for a table whose key type is `W` at run time: opened
+    /// once here, so no record pays for a cast.
+    static func closeTime<W: WindowedKey>(_ type: W.Type, delay: Int64) -> (K) -> Timestamp {
+        let close: (W) -> Timestamp = { $0.window.end + delay }
         // K is W (the caller's cast said so), so this cast of the function itself succeeds.
-        return end as! (K) -> Timestamp
+        return close as! (K) -> Timestamp
     }
 
     /// Emit-final for a table of a windowed aggregation (also ``GroupedStream``'s
@@ -185,18 +185,18 @@ extension Table {
             builder.errors.append("suppress(untilWindowCloses) needs a table from a windowed aggregation")
             return self
         }
-        return suppressUntilWindowCloses(named: named, buffer: .unbounded, closeTime: { $0.window.end })
+        return suppressUntilWindowCloses(named: named, buffer: .unbounded) { delay in { $0.window.end + delay } }
     }
 
+    /// `closeTime(grace + close offset)` gives a key's close time.
     private func suppressUntilWindowCloses(named: String?, buffer: SuppressionBufferLimits,
-                                           closeTime end: @escaping (K) -> Timestamp) -> Table<K, V> {
+                                           closeTime: (Int64) -> (K) -> Timestamp) -> Table<K, V> {
         guard let (grace, offset) = windowClose else { return self }
         if buffer.isBounded && buffer.whenFull == .emitEarlyWhenFull {
             builder.errors.append("suppress(untilWindowCloses) takes only buffer limits that shut down when full (.shutDownWhenFull): emitting early would send results that are not final")
             return self
         }
-        let delay = grace + offset
-        return addSuppression(named: named, buffer: buffer, mode: .windowClose({ end($0) + delay }))
+        return addSuppression(named: named, buffer: buffer, mode: .windowClose(closeTime(grace + offset)))
     }
 
     private func addSuppression(named: String?, buffer limits: SuppressionBufferLimits, mode: SuppressNode<K, V>.Mode) -> Table<K, V> {
