@@ -269,8 +269,6 @@ final class InMemorySuppressionBuffer<Key: Hashable, Value>: SuppressionBuffer {
 
     func recordCount() -> Int { slots.count }
     func byteCount() -> Int { bytes }
-    /// Number of buffered updates, for tests.
-    var count: Int { slots.count }
     func flush() throws {}
     func close() {}
 }
