@@ -13,6 +13,7 @@ case "hold-lock", "eos-copy": ClientChildMode.run(arguments[1], Array(arguments.
 case "streams-wordcount": StreamsRuntimeChild.run(Array(arguments.dropFirst(2)))
 case "streams-eos": ExactlyOnceSystemChild.run(Array(arguments.dropFirst(2)))
 case "partition-append": PartitionAppendChild.run(Array(arguments.dropFirst(2)))
+case "suppress-time-limit": SuppressTimeLimitChild.run(Array(arguments.dropFirst(2)))
 case "state-crash":
     do { try runStateCrashChild(arguments) } catch { FileHandleOutput.error("state-crash: \(error)"); exit(1) }
 case "state-restore-crash":
