@@ -1,6 +1,5 @@
 import EddyCore
 import EddyLog
-import EddyState
 import EddyStreams
 import Foundation
 
@@ -57,7 +56,7 @@ public enum StreamsBenchmark {
         }
     }
 
-    /// Parses `--records N`, `--scenario stateless|windowed|join|all`,
+    /// Parses `--records N`, `--scenario stateless|windowed|join|windowed-suppress|all`,
     /// `--guarantee at_least_once|exactly_once|both`, `--latency-records N`, `--latency-rate N`
     /// and `--directory PATH`.
     public static func options(arguments: [String]) throws -> Options {
@@ -96,6 +95,10 @@ public enum StreamsBenchmark {
 
     /// The scenario names, in the order they run.
     public static let scenarios = ["stateless", "windowed", "join"]
+    /// Scenarios run only when named: `windowed-suppress` is `windowed` with its final results
+    /// held in a suppression buffer (`suppress(.untilWindowCloses)`) instead of read back from
+    /// the window store, to compare the two.
+    public static let extraScenarios = ["windowed-suppress"]
     static let users = 10_000
     static let partitions = 4
     static let windowMilliseconds: Int64 = 10_000
@@ -123,8 +126,8 @@ public enum StreamsBenchmark {
     /// Runs the benchmark and prints its figures.
     public static func run(_ options: Options) throws {
         guard options.records >= 10_000 else { throw EddyError(.invalidArgument, "bench streams: --records must be at least 10000") }
-        for s in options.scenarios where !scenarios.contains(s) {
-            throw EddyError(.invalidArgument, "bench streams: unknown scenario \(s) (use \(scenarios.joined(separator: ", ")) or all)")
+        for s in options.scenarios where !scenarios.contains(s) && !extraScenarios.contains(s) {
+            throw EddyError(.invalidArgument, "bench streams: unknown scenario \(s) (use \((scenarios + extraScenarios).joined(separator: ", ")) or all)")
         }
         let root = options.directory ?? NSTemporaryDirectory() + "eddy-bench-streams-\(getpid())"
         try? FileManager.default.removeItem(atPath: root)
@@ -240,15 +243,17 @@ public enum StreamsBenchmark {
                 .filter { _, v in v % 10 != 0 }
                 .mapValues { $0 * 2 }
                 .to(output, key: Serdes.string, value: Serdes.int64)
-        case "windowed":
-            b.stream("input", key: Serdes.string, value: Serdes.int64)
+        case "windowed", "windowed-suppress":
+            let windowed = b.stream("input", key: Serdes.string, value: Serdes.int64)
                 .groupByKey()
                 .windowed(by: .of(size: windowMilliseconds))
-                .emit(.onWindowClose)
+            let held = scenario == "windowed-suppress"
+            let sums = (held ? windowed : windowed.emit(.onWindowClose))
                 .aggregate(materializedAs: "sums", valueSerde: CountAndSumSerde(),
                            initializer: { CountAndSum(count: 0, sum: 0) }) { _, v, a in
                     CountAndSum(count: a.count + 1, sum: a.sum + v)
                 }
+            (held ? sums.suppress(.untilWindowCloses) : sums)
                 .toStream()
                 .to(output, key: Serdes.timeWindowed(Serdes.string, windowSize: windowMilliseconds),
                     value: Serdes.optional(CountAndSumSerde()))
@@ -277,7 +282,6 @@ public enum StreamsBenchmark {
             topology: try topology(scenario, output: output), backend: log,
             configuration: StreamsConfiguration(applicationID: application, stateDirectory: stateDirectory,
                                                 processingGuarantee: guarantee, commitInterval: commitInterval,
-                                                rocksDB: RocksDBConfiguration(writeBufferBytes: (Int(ProcessInfo.processInfo.environment["EDDY_BENCH_WRITE_BUFFER_MB"] ?? "64") ?? 64) << 20),
                                                 log: { print("  runtime: \($0)") }))
         try app.start()
         defer { app.close() }

@@ -75,6 +75,7 @@ public final class TaskStateDirectory {
 
         let databasePath = "\(path)/rocksdb"
         var reset = false
+        Self.removeLeftoverRestoreFiles(in: path, environment: environment)
         do {
             if !FileManager.default.fileExists(atPath: "\(databasePath)/CURRENT") {
                 environment.log("state of task \(task) of \(application) (\(databasePath)) is missing; its stores start empty and restore in full from their changelogs")
@@ -99,6 +100,22 @@ public final class TaskStateDirectory {
     }
 
     /// Damage that a full restore repairs: corruption, or files RocksDB expects but cannot find.
+    /// Deletes bulk-restore files (`rocksdb.restore-N.sst`, see `RocksDBHandle.ingest`) that a
+    /// process killed while writing one left next to the database. They were never ingested
+    /// (ingestion moves the file into the database), so nothing reads them; without this they
+    /// would waste disk until the directory is rebuilt. Called with the directory's lock held.
+    private static func removeLeftoverRestoreFiles(in path: String, environment: RocksDBEnvironment) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+        for name in names where name.hasPrefix("rocksdb.restore-") && name.hasSuffix(".sst") {
+            do {
+                try FileManager.default.removeItem(atPath: "\(path)/\(name)")
+                environment.log("removed \(path)/\(name), a restore file left by an interrupted restoration")
+            } catch {
+                environment.log("could not remove \(path)/\(name), a restore file left by an interrupted restoration: \(error)")
+            }
+        }
+    }
+
     private static func isDamage(_ error: EddyError) -> Bool {
         error.code == .corrupt || (error.code == .io && (error.message.contains("No such file") || error.message.contains("Corruption")))
     }

@@ -87,6 +87,26 @@ struct TaskStateDirectoryTests {
         #expect(fixture.directory!.wasReset)
     }
 
+    @Test("restore files left by a killed restoration are removed when the directory opens; the data stays")
+    func leftoverRestoreFiles() throws {
+        let fixture = try StoreFixture(.rocksDB)
+        var store = try fixture.keyValueStore()
+        try store.put(bytes("k"), bytes("v"))
+        try store.commit()
+        store.close()
+        fixture.directory!.close()
+        let leftovers = ["rocksdb.restore-1.sst", "rocksdb.restore-17.sst"].map { "\(fixture.taskPath)/\($0)" }
+        for file in leftovers { #expect(FileManager.default.createFile(atPath: file, contents: Data(count: 4_096))) }
+        let unrelated = "\(fixture.taskPath)/notes.sst"
+        #expect(FileManager.default.createFile(atPath: unrelated, contents: Data()))
+        try fixture.reopen()
+        for file in leftovers { #expect(!FileManager.default.fileExists(atPath: file), "\(file)") }
+        #expect(FileManager.default.fileExists(atPath: unrelated))
+        #expect(fixture.logLines.lines.filter { $0.contains("left by an interrupted restoration") }.count == 2)
+        store = try fixture.keyValueStore()
+        #expect(try store.get(bytes("k")) == bytes("v"))
+    }
+
     @Test("a store cannot be opened twice and 'default' is reserved")
     func storeNames() throws {
         let fixture = try StoreFixture(.rocksDB)
