@@ -22,32 +22,42 @@ enum StreamsRuntimeChild {
             FileHandleOutput.error("unknown guarantee \(arguments[5])")
             exit(2)
         }
-        do {
-            let log = try EmbeddedLog(directory: arguments[0])
-            let app = try StreamsApplication(
-                topology: WordCountTopology.topology(), backend: log,
-                configuration: StreamsConfiguration(applicationID: "wc", stateDirectory: arguments[1], threads: threads,
-                                                    processingGuarantee: guarantee,
-                                                    commitInterval: .milliseconds(commit),
-                                                    log: { FileHandleOutput.error("child: \($0)") }))
-            try app.start()
-            FileHandleOutput.line("started")
-            while true {
-                if let failure = app.failure {
-                    FileHandleOutput.line("error \(failure)")
-                    exit(3)
-                }
-                if untilIdle, app.waitUntilIdle(timeout: .milliseconds(500)) {
-                    app.close()
-                    try log.close()
-                    FileHandleOutput.line("idle")
-                    exit(0)
-                }
-                if !untilIdle { Thread.sleep(forTimeInterval: 0.1) }
+        runApplication(applicationID: "wc", data: arguments[0], state: arguments[1], threads: threads, guarantee: guarantee,
+                       commitMilliseconds: commit, untilIdle: untilIdle) { try WordCountTopology.topology() }
+    }
+}
+
+/// Runs `topology()` as application `applicationID` on the embedded log in `data`, with stores
+/// in `state`. Prints `started` once the threads run; with `untilIdle`, closes gracefully once
+/// all input is processed and committed, prints `idle` and exits 0; otherwise runs until
+/// killed. Prints `error …` and exits 3 on a failure.
+func runApplication(applicationID: String, data: String, state: String, threads: Int, guarantee: ProcessingGuarantee,
+                    commitMilliseconds: Int, untilIdle: Bool, topology: () throws -> Topology) -> Never {
+    do {
+        let log = try EmbeddedLog(directory: data)
+        let app = try StreamsApplication(
+            topology: try topology(), backend: log,
+            configuration: StreamsConfiguration(applicationID: applicationID, stateDirectory: state, threads: threads,
+                                                processingGuarantee: guarantee,
+                                                commitInterval: .milliseconds(commitMilliseconds),
+                                                log: { FileHandleOutput.error("child: \($0)") }))
+        try app.start()
+        FileHandleOutput.line("started")
+        while true {
+            if let failure = app.failure {
+                FileHandleOutput.line("error \(failure)")
+                exit(3)
             }
-        } catch {
-            FileHandleOutput.line("error \(error)")
-            exit(3)
+            if untilIdle, app.waitUntilIdle(timeout: .milliseconds(500)) {
+                app.close()
+                try log.close()
+                FileHandleOutput.line("idle")
+                exit(0)
+            }
+            if !untilIdle { Thread.sleep(forTimeInterval: 0.1) }
         }
+    } catch {
+        FileHandleOutput.line("error \(error)")
+        exit(3)
     }
 }

@@ -26,31 +26,7 @@ enum SuppressTimeLimitChild {
             exit(2)
         }
         let untilIdle = arguments[3] == "until-idle"
-        do {
-            let log = try EmbeddedLog(directory: arguments[0])
-            let app = try StreamsApplication(
-                topology: try topology(), backend: log,
-                configuration: StreamsConfiguration(applicationID: "limited", stateDirectory: arguments[1], threads: 1,
-                                                    processingGuarantee: .exactlyOnce, commitInterval: .milliseconds(commit),
-                                                    log: { FileHandleOutput.error("child: \($0)") }))
-            try app.start()
-            FileHandleOutput.line("started")
-            while true {
-                if let failure = app.failure {
-                    FileHandleOutput.line("error \(failure)")
-                    exit(3)
-                }
-                if untilIdle, app.waitUntilIdle(timeout: .milliseconds(500)) {
-                    app.close()
-                    try log.close()
-                    FileHandleOutput.line("idle")
-                    exit(0)
-                }
-                if !untilIdle { Thread.sleep(forTimeInterval: 0.1) }
-            }
-        } catch {
-            FileHandleOutput.line("error \(error)")
-            exit(3)
-        }
+        runApplication(applicationID: "limited", data: arguments[0], state: arguments[1], threads: 1, guarantee: .exactlyOnce,
+                       commitMilliseconds: commit, untilIdle: untilIdle, topology: topology)
     }
 }

@@ -173,12 +173,7 @@ final class BufferRuntimeFixture {
                                                                              threads: 1, processingGuarantee: .exactlyOnce,
                                                                              commitInterval: .milliseconds(50),
                                                                              log: { lines.append($0) }))
-        try app.start()
-        let idle = app.waitUntilIdle(timeout: .seconds(120))
-        let failure = app.failure
-        app.close()
-        if let failure { throw failure }
-        guard idle else { throw EddyError(.timeout, "\(applicationID) did not become idle; state \(app.state)") }
+        try app.runToIdle()
         return lines.all
     }
 

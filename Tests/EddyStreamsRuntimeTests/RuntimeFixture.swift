@@ -82,12 +82,7 @@ final class RuntimeFixture {
     /// Starts an application, waits until it has processed and committed everything, closes it.
     func runToIdle(threads: Int = 2, guarantee: ProcessingGuarantee = .exactlyOnce) throws {
         let app = try application(threads: threads, guarantee: guarantee)
-        try app.start()
-        let idle = app.waitUntilIdle(timeout: .seconds(120))
-        let failure = app.failure
-        app.close()
-        if let failure { throw failure }
-        guard idle else { throw EddyError(.timeout, "the application did not become idle; state \(app.state)") }
+        try app.runToIdle()
         guard app.state == .notRunning else { throw EddyError(.invalidState, "after close the state is \(app.state)") }
     }
 
@@ -158,4 +153,17 @@ final class LineLog: @unchecked Sendable {
     private var lines: [String] = []
     func append(_ line: String) { lock.withLock { lines.append(line) } }
     var all: [String] { lock.withLock { lines } }
+}
+
+extension StreamsApplication {
+    /// Starts the application, waits (at most 120 s) until it has processed and committed all
+    /// input, and closes it. Throws its failure, or a timeout naming its state.
+    func runToIdle() throws {
+        try start()
+        let idle = waitUntilIdle(timeout: .seconds(120))
+        let failure = self.failure
+        close()
+        if let failure { throw failure }
+        guard idle else { throw EddyError(.timeout, "\(configuration.applicationID) did not become idle; state \(state)") }
+    }
 }

@@ -135,12 +135,7 @@ final class StreamTimeFixture {
     /// input, closes it, and returns its task counters.
     func runToIdle(_ id: String, _ guarantee: ProcessingGuarantee) throws -> TaskMetrics {
         let app = try application(id, guarantee)
-        try app.start()
-        let idle = app.waitUntilIdle(timeout: .seconds(120))
-        let failure = app.failure
-        app.close()
-        if let failure { throw failure }
-        guard idle else { throw EddyError(.timeout, "\(id) did not become idle; state \(app.state)") }
+        try app.runToIdle()
         return app.metrics
     }
 
