@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
             abstract: "Streams engine end to end on the embedded log: stateless, windowed and join topologies, at-least-once and exactly-once.",
             discussion: "One stream thread, 100 ms commits, a 4-partition input of generated records; prints records/s, the exactly-once/at-least-once ratio and append-to-commit latency p50/p99.")
         @Option(help: "Input records (written once, read by every run).") var records: Int = 10_000_000
-        @Option(help: "stateless, windowed, join or all.") var scenario: String = "all"
+        @Option(help: "stateless, windowed, join, windowed-suppress or all.") var scenario: String = "all"
         @Option(help: "at-least-once, exactly-once or both.") var guarantee: String = "both"
         @Option(help: "Records appended during each latency phase.") var latencyRecords: Int = 100_000
         @Option(help: "Append rate of the latency phase, records/s.") var latencyRate: Int = 50_000
