@@ -66,6 +66,7 @@ public protocol TaskWindowStore<Key, Value>: TaskStore {
 }
 
 extension TaskWindowStore {
+    /// The default: a ``fetch(_:windowStart:)`` then a ``put(_:windowStart:_:)``.
     public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
         let old = try fetch(key, windowStart: start)
         let new = try body(old)
