@@ -53,21 +53,7 @@ public struct RecordView {
     /// The headers, decoded (allocates).
     public func headers() throws -> [Header] {
         guard headerCount > 0 else { return [] }
-        var reader = ByteReader(headerBytes, context: "record headers at offset \(offset)")
-        var result: [Header] = []
-        result.reserveCapacity(headerCount)
-        for _ in 0..<headerCount {
-            let keyLength = Int(try reader.readVarint())
-            guard keyLength >= 0 else { throw EddyError(.corrupt, "negative header key length at offset \(offset)") }
-            let keyBytes = try reader.readSlice(keyLength)
-            guard let key = String(validating: keyBytes, as: UTF8.self) else {
-                throw EddyError(.corrupt, "header key is not UTF-8 at offset \(offset)")
-            }
-            let valueLength = Int(try reader.readVarint())
-            let value: [UInt8]? = valueLength < 0 ? nil : try reader.readBytes(valueLength)
-            result.append(Header(key: key, value: value))
-        }
-        return result
+        return try ConsumerRecords.decodeHeaders(headerBytes, count: headerCount, offset: offset)
     }
 }
 

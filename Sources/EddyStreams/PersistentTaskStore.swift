@@ -101,15 +101,15 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         self.valueSerde = valueSerde
     }
 
-    /// Whether the window starting at `start` is written only through this wrapper, and
-    /// still cached.
-    private func owns(_ start: Timestamp) -> Bool {
-        guard start >= evictedBelow else { return false }
-        if let ownedAfter { return start > ownedAfter }
-        let after = stateStore.observedStreamTime ?? .min
-        ownedAfter = after
-        return start > after
+    /// Windows starting here or later are written only through this wrapper and still cached:
+    /// they start after the byte store's latest window when the wrapper first touched it, and
+    /// were not evicted.
+    private var firstOwnedStart: Timestamp {
+        if ownedAfter == nil { ownedAfter = stateStore.observedStreamTime ?? .min }
+        let (after, overflow) = ownedAfter!.addingReportingOverflow(1)
+        return max(overflow ? .max : after, evictedBelow)
     }
+    private func owns(_ start: Timestamp) -> Bool { start >= firstOwnedStart }
     /// The byte store's oldest live window start (it forgets and refuses older windows).
     private var liveFloor: Timestamp {
         guard let time = stateStore.observedStreamTime else { return .min }
@@ -139,15 +139,18 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         let k = try keySerde.serialize(key)
         // The byte store first: if it throws, the cache still matches it.
         try stateStore.put(k, windowStart: start, value: value.map { try valueSerde.serialize($0) })
-        guard owns(start) else { return }
-        let floor = liveFloor
+        if owns(start) { cacheWrite(start, k, value) }
+    }
+    /// Mirrors a write the byte store took into the cache of an owned window.
+    private func cacheWrite(_ start: Timestamp, _ key: [UInt8], _ value: Value?) {
+        let floor = liveFloor  // the write may have advanced the byte store's stream time
         guard start >= floor else { return }  // refused by the byte store; fetch answers nil
         guard let value else {
-            cache[start]?[ByteKey(k)] = nil
+            cache[start]?[ByteKey(key)] = nil
             return
         }
         if cache[start] == nil { openWindow(start, floor: floor) }
-        cache[start]![ByteKey(k)] = value
+        cache[start]![ByteKey(key)] = value
     }
     public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
         let k = try keySerde.serialize(key)
@@ -160,11 +163,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         }
         let new = try body(old)
         try stateStore.put(k, windowStart: start, value: try valueSerde.serialize(new))
-        guard owned else { return (old, new) }
-        let floor = liveFloor  // the put may have advanced the byte store's stream time
-        guard start >= floor else { return (old, new) }
-        if cache[start] == nil { openWindow(start, floor: floor) }
-        cache[start]![ByteKey(k)] = new
+        if owned { cacheWrite(start, k, new) }
         return (old, new)
     }
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
@@ -181,9 +180,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
     /// store (``WindowStore/fetchAll(from:to:)``, which reads only the segments of the range).
     public func fetchAll(from: Timestamp, to: Timestamp) throws -> [(key: Windowed<Key>, value: Value)] {
         guard from <= to else { return [] }
-        _ = owns(.max)  // settles `ownedAfter` on first use; owns(s) then holds exactly for s >= firstOwned
-        let (afterOwned, overflow) = (ownedAfter ?? .max).addingReportingOverflow(1)
-        let firstOwned = max(overflow ? .max : afterOwned, evictedBelow)
+        let firstOwned = firstOwnedStart
         var result: [(key: Windowed<Key>, value: Value)] = []
         if from < firstOwned {
             var entries = try stateStore.fetchAll(from: from, to: min(to, firstOwned - 1))

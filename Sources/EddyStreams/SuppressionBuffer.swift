@@ -250,7 +250,7 @@ final class InMemorySuppressionBuffer<Key: Hashable, Value>: SuppressionBuffer {
     private func sorted(_ keys: [Key]) throws -> [Key] {
         guard let keySerde, keys.count > 1 else { return keys }
         let serialised = try keys.map { try keySerde.serialize($0) }
-        return keys.indices.sorted { StoreBytes.less(serialised[$0], serialised[$1]) }.map { keys[$0] }
+        return StoreBytes.sortedIndices(serialised).map { keys[$0] }
     }
 
     private func remove(_ key: Key) -> (key: Key, entry: BufferedChange<Value>) {
@@ -405,11 +405,9 @@ final class PersistentSuppressionBuffer<Key, Value>: SuppressionBuffer, WriteBac
         if !wasDirty { dirty.append(keyBytes) }
     }
 
-    /// Sorts one emit time's keys by their bytes (plain byte arrays, so the sort runs specialised).
+    /// Sorts one emit time's keys by their bytes.
     private static func sorted(_ keys: [ByteKey]) -> [ByteKey] {
-        var plain = keys.map(\.bytes)
-        plain.sort(by: StoreBytes.less)
-        return plain.map(ByteKey.init)
+        StoreBytes.sortedIndices(keys.map(\.bytes)).map { keys[$0] }
     }
 
     private func remove(_ keyBytes: ByteKey) -> (key: Key, entry: BufferedChange<Value>) {

@@ -179,21 +179,8 @@ final class BufferRuntimeFixture {
 
     /// The committed records of `topic` per partition, as `key=value@timestamp`.
     func output(_ topic: String) throws -> [[String]] {
-        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: .readCommitted))
-        defer { try? consumer.close() }
-        let tps = (0..<Self.partitions).map { TopicPartition(topic, $0) }
-        try consumer.assign(tps)
-        let ends = try consumer.endOffsets(tps)
-        var result = Array(repeating: [String](), count: Self.partitions)
-        var emptyPolls = 0
-        while try tps.contains(where: { try consumer.position($0) < ends[$0]! }) {
-            let records = try consumer.poll(timeoutMilliseconds: 20)
-            if records.isEmpty {
-                emptyPolls += 1
-                if emptyPolls > 200 { break }
-                continue
-            }
-            for r in records {
+        try log.records(of: topic).map { records in
+            try records.map { r in
                 let key: String
                 if workload == .suppress {
                     key = try Serdes.timeWindowed(Serdes.string, windowSize: 50).deserialize(r.key ?? []).description
@@ -201,10 +188,9 @@ final class BufferRuntimeFixture {
                     key = String(decoding: r.key ?? [], as: UTF8.self)
                 }
                 let value = r.value.map { String(decoding: $0, as: UTF8.self) } ?? "nil"
-                result[r.partition].append("\(key)=\(value)@\(r.timestamp)")
+                return "\(key)=\(value)@\(r.timestamp)"
             }
         }
-        return result
     }
 
     /// Per partition, each record key's lines in order (the key is what precedes `@` or `=`).

@@ -88,20 +88,7 @@ final class RuntimeFixture {
 
     /// Every committed record of `topic` (every record with read_uncommitted), per partition in offset order.
     func readCommitted(_ topic: String, isolation: IsolationLevel = .readCommitted) throws -> [[ConsumerRecord]] {
-        let partitions = try log.admin.describeTopic(topic).partitions.count
-        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: isolation))
-        defer { try? consumer.close() }
-        let tps = (0..<partitions).map { TopicPartition(topic, $0) }
-        try consumer.assign(tps)
-        let ends = try consumer.endOffsets(tps)
-        var result = Array(repeating: [ConsumerRecord](), count: partitions)
-        var emptyPolls = 0
-        while try tps.contains(where: { try consumer.position($0) < ends[$0]! }) {
-            let records = try consumer.poll(timeoutMilliseconds: 20)
-            if records.isEmpty { emptyPolls += 1; if emptyPolls > 200 { break } ; continue }
-            for record in records { result[record.partition].append(record) }
-        }
-        return result
+        try log.records(of: topic, isolation: isolation)
     }
 
     /// The output as (word, count) in order per word.
@@ -165,5 +152,26 @@ extension StreamsApplication {
         close()
         if let failure { throw failure }
         guard idle else { throw EddyError(.timeout, "\(configuration.applicationID) did not become idle; state \(state)") }
+    }
+}
+
+extension EmbeddedLog {
+    /// Every committed record of `topic` (every record with read_uncommitted), per partition in
+    /// offset order, read up to the end offsets of when it starts.
+    func records(of topic: String, isolation: IsolationLevel = .readCommitted) throws -> [[ConsumerRecord]] {
+        let partitions = try admin.describeTopic(topic).partitions.count
+        let consumer = try makeConsumer(ConsumerConfiguration(isolation: isolation))
+        defer { try? consumer.close() }
+        let tps = (0..<partitions).map { TopicPartition(topic, $0) }
+        try consumer.assign(tps)
+        let ends = try consumer.endOffsets(tps)
+        var result = Array(repeating: [ConsumerRecord](), count: partitions)
+        var emptyPolls = 0
+        while try tps.contains(where: { try consumer.position($0) < ends[$0]! }) {
+            let records = try consumer.poll(timeoutMilliseconds: 20)
+            if records.isEmpty { emptyPolls += 1; if emptyPolls > 200 { break } ; continue }
+            for record in records { result[record.partition].append(record) }
+        }
+        return result
     }
 }

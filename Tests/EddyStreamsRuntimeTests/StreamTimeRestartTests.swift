@@ -157,19 +157,9 @@ final class StreamTimeFixture {
 
     /// The committed counts of application `id`, per window key in output order.
     func output(_ id: String) throws -> [String: [Int]] {
-        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: .readCommitted))
-        defer { try? consumer.close() }
-        let tps = (0..<Self.partitions).map { TopicPartition("\(id)-out", $0) }
-        try consumer.assign(tps)
-        let ends = try consumer.endOffsets(tps)
         var result: [String: [Int]] = [:]
-        var emptyPolls = 0
-        while try tps.contains(where: { try consumer.position($0) < ends[$0]! }) && emptyPolls < 200 {
-            let records = try consumer.poll(timeoutMilliseconds: 20)
-            if records.isEmpty { emptyPolls += 1 }
-            for r in records {
-                result[String(decoding: r.key ?? [], as: UTF8.self), default: []].append(Int(String(decoding: r.value ?? [], as: UTF8.self)) ?? -1)
-            }
+        for r in try log.records(of: "\(id)-out").joined() {
+            result[String(decoding: r.key ?? [], as: UTF8.self), default: []].append(Int(String(decoding: r.value ?? [], as: UTF8.self)) ?? -1)
         }
         return result
     }

@@ -180,23 +180,11 @@ struct SuppressTimeLimitRuntimeTests {
     /// The committed records of `topic` per partition, in offset order (`raw`: every record).
     static func read(_ log: EmbeddedLog, _ topic: String, raw: Bool = false) throws
         -> [Int: [(key: String, value: Int64?, timestamp: Timestamp)]] {
-        let consumer = try log.makeConsumer(ConsumerConfiguration(isolation: raw ? .readUncommitted : .readCommitted))
-        defer { try? consumer.close() }
-        let tps = (0..<partitions).map { TopicPartition(topic, $0) }
-        try consumer.assign(tps)
-        let ends = try consumer.endOffsets(tps)
         var result: [Int: [(key: String, value: Int64?, timestamp: Timestamp)]] = [:]
-        var emptyPolls = 0
-        while try tps.contains(where: { try consumer.position($0) < ends[$0]! }) {
-            let records = try consumer.poll(timeoutMilliseconds: 20)
-            if records.isEmpty {
-                emptyPolls += 1
-                if emptyPolls > 200 { break }
-                continue
-            }
-            for r in records {
-                result[r.partition, default: []].append((String(decoding: r.key ?? [], as: UTF8.self),
-                                                         try r.value.map { try Serdes.int64.deserialize($0) }, r.timestamp))
+        for (partition, records) in try log.records(of: topic, isolation: raw ? .readUncommitted : .readCommitted).enumerated()
+        where !records.isEmpty {
+            result[partition] = try records.map { r in
+                (String(decoding: r.key ?? [], as: UTF8.self), try r.value.map { try Serdes.int64.deserialize($0) }, r.timestamp)
             }
         }
         return result
