@@ -72,7 +72,7 @@ final class KeyValueLogic {
     func get(_ key: [UInt8]) throws -> [UInt8]? { try core.get(key) }
 
     func put(_ key: [UInt8], _ value: [UInt8]) throws {
-        try StoreCore.checkSizes(key: key, value: value, store: core.name)
+        try StateLimits.check(key: key, value: value, store: core.name)
         try core.put(key, value)
     }
 

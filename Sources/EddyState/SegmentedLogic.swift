@@ -98,7 +98,7 @@ final class SegmentedLogic {
     /// Writes (or with `nil` removes) an entry. Returns false, writing nothing, when it is expired.
     @discardableResult
     func write(_ key: [UInt8], _ suffix: [Int64], _ value: [UInt8]?) throws -> Bool {
-        try StoreCore.checkSizes(key: key, value: value, store: core.name)
+        try StateLimits.check(key: key, value: value, store: core.name)
         let time = suffix[0]
         if time > streamTime {
             try core.setMetadata("streamTime", time)

@@ -7,6 +7,18 @@ public enum StateLimits {
     public static let maximumKeyBytes = 1 << 20
     /// Largest value, in bytes (the largest record a topic may be configured to take).
     public static let maximumValueBytes = Limits.maximumRecordBytesCeiling
+
+    /// Throws ``EddyError/Code/recordTooLarge``, naming `store`, when `key` or `value` exceeds
+    /// its limit. Stores check every write; layers that buffer writes above a store check
+    /// when they take the write, so the record that caused it fails.
+    public static func check(key: [UInt8], value: [UInt8]?, store: String) throws {
+        if key.count > maximumKeyBytes {
+            throw EddyError(.recordTooLarge, "store \(store): key of \(key.count) bytes exceeds StateLimits.maximumKeyBytes (\(maximumKeyBytes))")
+        }
+        if let value, value.count > maximumValueBytes {
+            throw EddyError(.recordTooLarge, "store \(store): value of \(value.count) bytes exceeds StateLimits.maximumValueBytes (\(maximumValueBytes))")
+        }
+    }
 }
 
 /// What every state store offers: a name, an optional changelog, and the commit protocol.

@@ -79,15 +79,6 @@ final class StoreCore {
         if case .closed = phase { throw EddyError(.closed, "store \(name) is closed") }
     }
 
-    static func checkSizes(key: [UInt8], value: [UInt8]?, store: String) throws {
-        if key.count > StateLimits.maximumKeyBytes {
-            throw EddyError(.recordTooLarge, "store \(store): key of \(key.count) bytes exceeds StateLimits.maximumKeyBytes (\(StateLimits.maximumKeyBytes))")
-        }
-        if let value, value.count > StateLimits.maximumValueBytes {
-            throw EddyError(.recordTooLarge, "store \(store): value of \(value.count) bytes exceeds StateLimits.maximumValueBytes (\(StateLimits.maximumValueBytes))")
-        }
-    }
-
     // MARK: Reads (buffer merged over committed data)
 
     func get(_ key: [UInt8]) throws -> [UInt8]? {

@@ -73,12 +73,22 @@ public final class PersistentTaskKeyValueStore<Key, Value>: TaskKeyValueStore {
 /// their entries as deserialized values and answers ``fetch(_:windowStart:)`` for them without
 /// RocksDB, including the "no aggregate yet" answer that a new window gives for every key
 /// (a RocksDB miss walks the memtable and the files' filters; it was the largest cost of a
-/// windowed aggregation). Writes go through to the byte store at once, so commit, abort and
-/// restoration keep working on it alone; after an abort the runtime drops the task and this
-/// wrapper with it. Cached windows are dropped with ``removeWindows(startingBefore:)`` and once
-/// the byte store's retention passes them. The byte store must not be written around this
+/// windowed aggregation).
+///
+/// Changes to those windows are written back (Kafka Streams' record cache, write side): each
+/// update serialises its value at once (so serde errors and oversized values fail the record
+/// that caused them) but reaches the byte store only at ``writeBack()``, which the runtime calls
+/// before every commit, and then only the latest value per key and window. Windows that the
+/// retention has passed by then are not written at all: their entries would be expired on
+/// every read and on restore, so neither RocksDB nor the changelog gets them. An emit-final
+/// aggregation whose windows close within a commit interval thus writes nothing but its
+/// latest windows. Older windows, and reads that need the byte store (``fetch(_:from:to:)``,
+/// ``all()``), write back first or go to the byte store directly. After an abort the runtime
+/// drops the task and this wrapper with it. Cached windows are dropped with
+/// ``removeWindows(startingBefore:)`` (their pending changes written back first, when still
+/// live) and once the retention passes them. The byte store must not be written around this
 /// wrapper while it is in use.
-public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
+public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, WriteBackStore {
     /// The underlying byte store, for the runtime's commit protocol.
     public let stateStore: any WindowStore
     let keySerde: AnySerde<Key>
@@ -88,11 +98,23 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
     public var retention: Int64 { stateStore.retentionMilliseconds }
     /// Window starts above this one are entirely in `cache`; nil until first used.
     private var ownedAfter: Timestamp? = nil
-    /// Window start -> serialized key -> value, for owned windows still within retention.
-    private var cache: [Timestamp: [ByteKey: Value]] = [:]
+    /// The entries of one owned window: deserialized values by serialised key, and the
+    /// serialised values (`nil`: a delete) not yet written back.
+    final class CachedWindow {
+        var entries: [ByteKey: Value] = [:]
+        var pending: [ByteKey: [UInt8]?] = [:]
+        init(capacity: Int) { entries.reserveCapacity(capacity) }
+    }
+    /// Window start -> its entries, for owned windows still within retention.
+    private var cache: [Timestamp: CachedWindow] = [:]
+    /// Starts of the cached windows with pending changes.
+    private var dirtyWindows: Set<Timestamp> = []
     /// Windows before this start were dropped from `cache` by ``removeWindows(startingBefore:)``:
     /// reads of them go to the byte store.
     private var evictedBelow: Timestamp = .min
+    /// The latest window start written through this wrapper or held by the byte store (which
+    /// sees written-back windows only at ``writeBack()``); nil until first used.
+    private var latestStart: Timestamp? = nil
 
     init(_ store: any WindowStore, windowSize: Int64, keySerde: AnySerde<Key>, valueSerde: AnySerde<Value>) {
         self.stateStore = store
@@ -110,67 +132,100 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         return max(overflow ? .max : after, evictedBelow)
     }
     private func owns(_ start: Timestamp) -> Bool { start >= firstOwnedStart }
-    /// The byte store's oldest live window start (it forgets and refuses older windows).
+    /// The oldest live window start: the byte store forgets and refuses older windows once it
+    /// has seen `latestStart`.
     private var liveFloor: Timestamp {
-        guard let time = stateStore.observedStreamTime else { return .min }
+        guard let time = streamTime else { return .min }
         let (value, overflow) = time.subtractingReportingOverflow(stateStore.retentionMilliseconds - 1)
         return overflow ? .min : value
     }
+    private var streamTime: Timestamp? {
+        guard let byteStore = stateStore.observedStreamTime else { return latestStart }
+        return max(byteStore, latestStart ?? .min)
+    }
+    /// Notes a write to the window at `start`; returns false when the window is expired (the
+    /// byte store would refuse the write).
+    private func advance(to start: Timestamp) -> Bool {
+        if start > latestStart ?? .min { latestStart = start }
+        return start >= liveFloor
+    }
 
-    /// Adds an empty cached window at `start`, sized like the largest cached one (windows fill
-    /// alike, and growing a dictionary entry by entry rehashes it over and over), and forgets
-    /// the windows the byte store no longer keeps.
-    private func openWindow(_ start: Timestamp, floor: Timestamp) {
-        var bucket: [ByteKey: Value] = [:]
-        bucket.reserveCapacity(cache.values.reduce(0) { max($0, $1.count) })
-        for expired in cache.keys where expired < floor { cache[expired] = nil }
-        cache[start] = bucket
+    /// The cached window at `start`, opened empty when absent. A new window is sized like the
+    /// largest cached one (windows fill alike, and growing a dictionary entry by entry rehashes
+    /// it over and over); opening one forgets the windows the retention has passed.
+    private func window(_ start: Timestamp) -> CachedWindow {
+        if let window = cache[start] { return window }
+        let floor = liveFloor
+        for expired in cache.keys where expired < floor {
+            cache[expired] = nil
+            dirtyWindows.remove(expired)
+        }
+        let window = CachedWindow(capacity: cache.values.reduce(0) { max($0, $1.entries.count) })
+        cache[start] = window
+        return window
+    }
+    /// Records `value` (`nil`: a delete) for `key` in the owned, live window at `start`.
+    private func cacheWrite(_ start: Timestamp, _ key: ByteKey, _ value: Value?, encoded: [UInt8]?) {
+        let window = window(start)
+        if let value {
+            window.entries[key] = value
+        } else {
+            // Written back even when the key is absent: the write advances the byte store's
+            // stream time as this wrapper's, so both expire the same windows.
+            window.entries.removeValue(forKey: key)
+        }
+        if window.pending.isEmpty { dirtyWindows.insert(start) }
+        window.pending.updateValue(encoded, forKey: key)
+    }
+    /// Serialises a value for the byte store and checks the store's limits.
+    private func encode(_ key: [UInt8], _ value: Value?) throws -> [UInt8]? {
+        let encoded = try value.map { try valueSerde.serialize($0) }
+        try StateLimits.check(key: key, value: encoded, store: name)
+        return encoded
     }
 
     public func fetch(_ key: Key, windowStart start: Timestamp) throws -> Value? {
         let k = try keySerde.serialize(key)
-        if owns(start) {
-            guard start >= liveFloor else { return nil }
-            return cache[start]?[ByteKey(k)]
-        }
+        guard start >= liveFloor else { return nil }
+        if owns(start) { return cache[start]?.entries[ByteKey(k)] }
         return try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) }
     }
     public func put(_ key: Key, windowStart start: Timestamp, _ value: Value?) throws {
         let k = try keySerde.serialize(key)
-        // The byte store first: if it throws, the cache still matches it.
-        try stateStore.put(k, windowStart: start, value: value.map { try valueSerde.serialize($0) })
-        if owns(start) { cacheWrite(start, k, value) }
-    }
-    /// Mirrors a write the byte store took into the cache of an owned window.
-    private func cacheWrite(_ start: Timestamp, _ key: [UInt8], _ value: Value?) {
-        let floor = liveFloor  // the write may have advanced the byte store's stream time
-        guard start >= floor else { return }  // refused by the byte store; fetch answers nil
-        guard let value else {
-            cache[start]?[ByteKey(key)] = nil
+        guard owns(start) else {
+            if advance(to: start) { try stateStore.put(k, windowStart: start, value: value.map { try valueSerde.serialize($0) }) }
             return
         }
-        if cache[start] == nil { openWindow(start, floor: floor) }
-        cache[start]![ByteKey(key)] = value
+        let encoded = try encode(k, value)
+        guard advance(to: start) else { return }
+        cacheWrite(start, ByteKey(k), value, encoded: encoded)
     }
     public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
         let k = try keySerde.serialize(key)
-        let owned = owns(start)
-        let old: Value?
-        if owned {
-            old = start >= liveFloor ? cache[start]?[ByteKey(k)] : nil
-        } else {
-            old = try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) }
+        let live = start >= liveFloor
+        guard owns(start) else {
+            let old = live ? try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) } : nil
+            let new = try body(old)
+            if advance(to: start) { try stateStore.put(k, windowStart: start, value: try valueSerde.serialize(new)) }
+            return (old, new)
         }
+        let bytesKey = ByteKey(k)
+        let window = live ? cache[start] : nil
+        let old = window?.entries[bytesKey]
         let new = try body(old)
-        try stateStore.put(k, windowStart: start, value: try valueSerde.serialize(new))
-        if owned { cacheWrite(start, k, new) }
+        let encoded = try encode(k, new)
+        if advance(to: start) { cacheWrite(start, bytesKey, new, encoded: encoded) }
         return (old, new)
     }
+    /// Values of `key` in windows starting in `from...to`, from the byte store after a write-back.
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
-        try stateStore.fetch(keySerde.serialize(key), from: from, to: to).map { ($0.windowStart, try valueSerde.deserialize($0.value)) }
+        try writeBack()
+        return try stateStore.fetch(keySerde.serialize(key), from: from, to: to).map { ($0.windowStart, try valueSerde.deserialize($0.value)) }
     }
+    /// Every entry, from the byte store after a write-back.
     public func all() throws -> [(key: Windowed<Key>, value: Value)] {
-        try stateStore.all().map { entry in
+        try writeBack()
+        return try stateStore.all().map { entry in
             (Windowed(key: try keySerde.deserialize(entry.key), window: Window(start: entry.windowStart, end: entry.windowStart + windowSize)),
              try valueSerde.deserialize(entry.value))
         }.sorted { $0.key.window.start < $1.key.window.start }
@@ -179,11 +234,12 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
     /// serialised key. Windows this wrapper owns come from its cache, older ones from the byte
     /// store (``WindowStore/fetchAll(from:to:)``, which reads only the segments of the range).
     public func fetchAll(from: Timestamp, to: Timestamp) throws -> [(key: Windowed<Key>, value: Value)] {
-        guard from <= to else { return [] }
+        let floor = liveFloor
+        guard max(from, floor) <= to else { return [] }
         let firstOwned = firstOwnedStart
         var result: [(key: Windowed<Key>, value: Value)] = []
-        if from < firstOwned {
-            var entries = try stateStore.fetchAll(from: from, to: min(to, firstOwned - 1))
+        if max(from, floor) < firstOwned {
+            var entries = try stateStore.fetchAll(from: max(from, floor), to: min(to, firstOwned - 1))
             entries.sort { $0.windowStart != $1.windowStart ? $0.windowStart < $1.windowStart : StoreBytes.less($0.key, $1.key) }
             for entry in entries {
                 result.append((Windowed(key: try keySerde.deserialize(entry.key),
@@ -191,11 +247,10 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
                                try valueSerde.deserialize(entry.value)))
             }
         }
-        let low = max(from, firstOwned, liveFloor)
+        let low = max(from, firstOwned, floor)
         guard low <= to else { return result }
         for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
-            let bucket = cache[start]!
-            let entries = Array(bucket)
+            let entries = Array(cache[start]!.entries)
             let keys = entries.map(\.key.bytes)
             let window = Window(start: start, end: start + windowSize)
             result.reserveCapacity(result.count + keys.count)
@@ -205,14 +260,42 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore {
         }
         return result
     }
-    /// Drops cached windows before `start`; the byte store expires whole segments by itself.
+    /// Drops cached windows before `start`, writing their pending changes back while the byte
+    /// store still keeps them; the byte store expires whole segments by itself.
     public func removeWindows(startingBefore start: Timestamp) throws {
         evictedBelow = max(evictedBelow, start)
-        for old in cache.keys where old < start { cache[old] = nil }
+        let floor = liveFloor
+        for old in cache.keys.sorted() where old < start {
+            if dirtyWindows.remove(old) != nil, old >= floor { try write(cache[old]!, start: old) }
+            cache[old] = nil
+        }
     }
-    public func flush() throws { if stateStore.hasUncommittedChanges && stateStore.changelog == nil { try stateStore.commit() } }
+    /// Writes the pending changes of live cached windows into the byte store's write buffer,
+    /// oldest window first, and drops those of windows the retention has passed.
+    func writeBack() throws {
+        guard !dirtyWindows.isEmpty else { return }
+        let floor = liveFloor
+        for start in dirtyWindows.sorted() {
+            guard let window = cache[start] else { continue }
+            if start >= floor {
+                try write(window, start: start)
+            } else {
+                window.pending = [:]
+            }
+            dirtyWindows.remove(start)
+        }
+    }
+    private func write(_ window: CachedWindow, start: Timestamp) throws {
+        for (key, value) in window.pending { try stateStore.put(key.bytes, windowStart: start, value: value) }
+        window.pending = [:]
+    }
+    public func flush() throws {
+        try writeBack()
+        if stateStore.hasUncommittedChanges && stateStore.changelog == nil { try stateStore.commit() }
+    }
     public func close() {
         cache = [:]
+        dirtyWindows = []
         stateStore.close()
     }
 }

@@ -146,6 +146,12 @@ public struct OptionalSerde<Wrapped: Serde>: Serde {
         return try wrapped.serialize(value)
     }
     public func deserialize(_ bytes: [UInt8]) throws -> Wrapped.Value? { try wrapped.deserialize(bytes) }
+    /// Appends the wrapped serde's bytes of a non-nil value; nothing for `nil`.
+    public func serialize(_ value: Wrapped.Value?, appendingTo buffer: inout [UInt8]) throws {
+        guard let value else { return }
+        try wrapped.serialize(value, appendingTo: &buffer)
+    }
+    public func deserialize(from bytes: UnsafeRawBufferPointer) throws -> Wrapped.Value? { try wrapped.deserialize(from: bytes) }
 }
 
 /// A serde that can stand for a null key or value of the log (Kafka's `null`).

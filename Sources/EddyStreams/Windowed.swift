@@ -53,6 +53,11 @@ public struct TimeWindowedSerde<Inner: Serde>: Serde {
         BigEndian.append(UInt64(bitPattern: value.window.start), to: &out)
         return out
     }
+    /// Appends the inner key's bytes, then the window start.
+    public func serialize(_ value: Windowed<Inner.Value>, appendingTo buffer: inout [UInt8]) throws {
+        try inner.serialize(value.key, appendingTo: &buffer)
+        BigEndian.append(UInt64(bitPattern: value.window.start), to: &buffer)
+    }
     public func deserialize(_ bytes: [UInt8]) throws -> Windowed<Inner.Value> {
         guard bytes.count >= 8 else {
             throw EddyError(.serialization, "a time-windowed key needs at least 8 bytes, got \(bytes.count)")
@@ -75,6 +80,12 @@ public struct SessionWindowedSerde<Inner: Serde>: Serde {
         BigEndian.append(UInt64(bitPattern: value.window.end), to: &out)
         BigEndian.append(UInt64(bitPattern: value.window.start), to: &out)
         return out
+    }
+    /// Appends the inner key's bytes, then the session end and start.
+    public func serialize(_ value: Windowed<Inner.Value>, appendingTo buffer: inout [UInt8]) throws {
+        try inner.serialize(value.key, appendingTo: &buffer)
+        BigEndian.append(UInt64(bitPattern: value.window.end), to: &buffer)
+        BigEndian.append(UInt64(bitPattern: value.window.start), to: &buffer)
     }
     public func deserialize(_ bytes: [UInt8]) throws -> Windowed<Inner.Value> {
         guard bytes.count >= 16 else {

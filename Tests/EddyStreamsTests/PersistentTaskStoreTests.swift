@@ -23,7 +23,7 @@ struct PersistentTaskStoreTests {
         try body(directory)
     }
 
-    @Test("the window store answers like its byte store, for restored and new windows, across commits and evictions")
+    @Test("the window store answers like its byte store after each write-back, for restored and new windows, across commits and evictions")
     func windowStoreMatchesByteStore() throws {
         var rng = SeededGenerator(seed: Self.seed("windowStoreMatchesByteStore"))
         try Self.withDirectory { directory in
@@ -44,20 +44,78 @@ struct PersistentTaskStoreTests {
                 let key = keys.randomElement(using: &rng)!
                 switch Int.random(in: 0..<10, using: &rng) {
                 case 0: try store.put(key, windowStart: start, nil)
-                case 1...4: try store.put(key, windowStart: start, Int64.random(in: -100...100, using: &rng))
+                case 1...3: try store.put(key, windowStart: start, Int64.random(in: -100...100, using: &rng))
+                case 4: _ = try store.update(key, windowStart: start) { ($0 ?? 0) + 1 }
                 case 5: try store.removeWindows(startingBefore: time - 50 + 1)
-                case 6: try bytes.commit()
+                case 6:
+                    try store.writeBack()
+                    try bytes.commit()
                 default: break
                 }
-                for probe in keys {
-                    for s in stride(from: max(0, start - 30), through: start + 30, by: 10) {
-                        let expected = try bytes.fetch(Array(probe.utf8), windowStart: s).map { try int64.deserialize($0) }
-                        let got = try store.fetch(probe, windowStart: s)
-                        #expect(got == expected, "step \(step): \(probe)@\(s) is \(String(describing: got)), byte store has \(String(describing: expected))")
-                        if got != expected { return }
-                    }
+                // Changes reach the byte store at write-backs: between them the wrapper answers
+                // from its cache, and a write-back must not change any answer.
+                guard Int.random(in: 0..<4, using: &rng) == 0 else { continue }
+                let probes = keys.flatMap { probe in stride(from: max(0, start - 30), through: start + 30, by: 10).map { (probe, $0) } }
+                let before = try probes.map { try store.fetch($0.0, windowStart: $0.1) }
+                try store.writeBack()
+                for ((probe, s), cached) in zip(probes, before) {
+                    let expected = try bytes.fetch(Array(probe.utf8), windowStart: s).map { try int64.deserialize($0) }
+                    let got = try store.fetch(probe, windowStart: s)
+                    #expect(got == expected, "step \(step): \(probe)@\(s) is \(String(describing: got)), byte store has \(String(describing: expected))")
+                    #expect(cached == got, "step \(step): \(probe)@\(s) was \(String(describing: cached)) before the write-back, \(String(describing: got)) after")
+                    if got != expected || cached != got { return }
                 }
             }
+        }
+    }
+
+    @Test("a write-back writes only the latest value per key and window, and nothing for windows the retention has passed")
+    func writeBackSkipsExpiredWindows() throws {
+        try Self.withDirectory { directory in
+            let bytes = try directory.windowStore(named: "w", retentionMilliseconds: 20)
+            let store = PersistentTaskWindowStore<String, Int64>(bytes, windowSize: 10, keySerde: AnySerde(Serdes.string),
+                                                                 valueSerde: AnySerde(Serdes.int64))
+            for start in stride(from: Int64(0), through: 100, by: 10) {
+                for round in 0..<3 { _ = try store.update("k", windowStart: start) { ($0 ?? 0) + Int64(round + 1) } }
+            }
+            #expect(!bytes.hasUncommittedChanges)
+            #expect(try store.fetch("k", windowStart: 100) == 6)
+            #expect(try store.fetch("k", windowStart: 80) == nil)  // passed by the retention
+            try store.writeBack()
+            // Live windows: starts above 100 - 20. Only 90 and 100 are written.
+            let written = try bytes.all().map { ($0.windowStart, try Int64Serde().deserialize($0.value)) }
+            #expect(written.map(\.0) == [90, 100])
+            #expect(written.map(\.1) == [6, 6])
+            try bytes.commit()
+            try store.writeBack()
+            #expect(!bytes.hasUncommittedChanges)  // nothing changed since
+            try store.put("k", windowStart: 100, nil)
+            try store.writeBack()
+            #expect(try bytes.fetch(Array("k".utf8), windowStart: 100) == nil)
+            #expect(try store.fetch("k", windowStart: 100) == nil)
+        }
+    }
+
+    @Test("an oversized key or a failing serde fails the update that causes it, not a later write-back")
+    func writeBackErrorsFailTheRecord() throws {
+        struct Refusing: Serde {
+            func serialize(_ value: Int64) throws -> [UInt8] {
+                guard value >= 0 else { throw EddyError(.serialization, "negative \(value)") }
+                return try Int64Serde().serialize(value)
+            }
+            func deserialize(_ bytes: [UInt8]) throws -> Int64 { try Int64Serde().deserialize(bytes) }
+        }
+        try Self.withDirectory { directory in
+            let bytes = try directory.windowStore(named: "w", retentionMilliseconds: 20)
+            let store = PersistentTaskWindowStore<String, Int64>(bytes, windowSize: 10, keySerde: AnySerde(Serdes.string),
+                                                                 valueSerde: AnySerde(Refusing()))
+            let huge = String(repeating: "x", count: StateLimits.maximumKeyBytes + 1)
+            #expect(throws: EddyError.self) { try store.put(huge, windowStart: 0, 1) }
+            #expect(throws: EddyError.self) { _ = try store.update("k", windowStart: 0) { _ in -1 } }
+            #expect(try store.fetch("k", windowStart: 0) == nil)
+            _ = try store.update("k", windowStart: 0) { _ in 2 }
+            try store.writeBack()
+            #expect(try bytes.all().count == 1)
         }
     }
 
