@@ -2,7 +2,7 @@ import EddyCore
 
 /// The aggregation step shared by count, reduce and aggregate: the new aggregate from the
 /// key, the record's value and the current aggregate (`nil` when there is none yet).
-typealias AggregateStep<K, V, VR> = (K, V, VR?) throws -> VR
+@usableFromInline typealias AggregateStep<K, V, VR> = (K, V, VR?) throws -> VR
 
 /// `groupByKey().count/reduce/aggregate`: one aggregate per key in a key-value store;
 /// forwards each update as a ``Change``.
@@ -45,6 +45,10 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
     let step: AggregateStep<K, V, VR>
     let emitFinal: Bool
     var store: (any TaskWindowStore<K, VR>)! = nil
+    /// The store when it is persistent and the node emits final results only: updated
+    /// through ``PersistentTaskWindowStore/accumulate(_:windowStart:_:)``, a direct call that
+    /// returns nothing.
+    var accumulating: PersistentTaskWindowStore<K, VR>? = nil
     /// Largest timestamp this node has seen (Kafka's observed stream time of the processor).
     var observed: Timestamp = .min
     var expiredUpTo: Timestamp = .min
@@ -66,6 +70,7 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
     override func initialize(_ context: TaskContext) throws {
         try super.initialize(context)
         store = try context.store(storeName, as: (any TaskWindowStore<K, VR>).self, node: name)
+        if emitFinal { accumulating = store as? PersistentTaskWindowStore<K, VR> }
         // A task created again (restart, rebalance) resumes from its committed stream time.
         if context.streamTime > observed { observed = context.streamTime }
         if emitFinal, let done = context.processorMetadata[progressKey] { emittedUpTo = done }
@@ -81,6 +86,10 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
             let end = start + windows.size
             if end + windows.grace <= observed {
                 late = true
+                continue
+            }
+            if let accumulating {
+                try accumulating.accumulate(key, windowStart: start) { try step(key, value, $0) }
                 continue
             }
             let (old, new) = try store.update(key, windowStart: start) { try step(key, value, $0) }
@@ -112,11 +121,20 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
             firstStart = after - after % windows.advance + windows.advance
         }
         guard lastStart >= firstStart else { return }
-        let closed = try store.fetchAll(from: firstStart, to: lastStart)
-        for (windowed, aggregate) in closed {
-            try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
+        var count = 0
+        if let accumulating {
+            try accumulating.forEach(from: firstStart, to: lastStart) { windowed, aggregate in
+                try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
+                count += 1
+            }
+        } else {
+            let closed = try store.fetchAll(from: firstStart, to: lastStart)
+            for (windowed, aggregate) in closed {
+                try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
+            }
+            count = closed.count
         }
-        context.metrics.emittedFinalResults += closed.count
+        context.metrics.emittedFinalResults += count
         emittedUpTo = closedUpTo
         context.processorMetadata[progressKey] = closedUpTo
     }

@@ -199,9 +199,9 @@ public struct TimeWindowedStream<K: Hashable, V> {
     var isSliding: Bool { if case .sliding = kind { return true } else { return false } }
 
     /// Counts records per key and window. A stateful, windowed operation.
-    @discardableResult
+    @discardableResult @inlinable
     public func count(named: String? = nil, materializedAs: String? = nil, retention: Int64? = nil) -> Table<Windowed<K>, Int64> {
-        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, valueSerde: AnySerde(Int64Serde())) { _, _, agg in
+        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, erasing: Int64Serde()) { _, _, agg in
             (agg ?? 0) + 1
         }
     }
@@ -217,14 +217,23 @@ public struct TimeWindowedStream<K: Hashable, V> {
 
     /// Folds the values of each key and window into an aggregate starting at `initializer()`.
     /// A stateful, windowed operation.
-    @discardableResult
+    @discardableResult @inlinable
     public func aggregate<VR>(named: String? = nil, materializedAs: String? = nil, retention: Int64? = nil,
                               valueSerde: (any Serde<VR>)? = nil,
                               initializer: @escaping @Sendable () throws -> VR,
                               _ aggregator: @escaping @Sendable (K, V, VR) throws -> VR) -> Table<Windowed<K>, VR> {
-        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, valueSerde: valueSerde.map { AnySerde($0) }) { k, v, agg in
+        aggregateNode(named: named, materializedAs: materializedAs, retention: retention, erasing: valueSerde) { k, v, agg in
             try aggregator(k, v, try agg ?? initializer())
         }
+    }
+    /// What the inlinable aggregations call: they build `step` in the caller's module, so it
+    /// runs specialised for the caller's types (no generic metadata lookups per record in the
+    /// glue around the aggregator).
+    @usableFromInline
+    func aggregateNode<VR>(named: String?, materializedAs: String?, retention: Int64?, erasing valueSerde: (any Serde<VR>)?,
+                           step: @escaping AggregateStep<K, V, VR>) -> Table<Windowed<K>, VR> {
+        aggregateNode(named: named, materializedAs: materializedAs, retention: retention,
+                      valueSerde: valueSerde.map { AnySerde($0) }, step: step)
     }
 }
 

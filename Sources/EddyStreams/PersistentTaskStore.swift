@@ -98,17 +98,14 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     public var retention: Int64 { stateStore.retentionMilliseconds }
     /// Window starts above this one are entirely in `cache`; nil until first used.
     private var ownedAfter: Timestamp? = nil
-    /// The entries of one owned window: deserialized values by serialised key, and the
-    /// serialised values (`nil`: a delete) not yet written back.
-    final class CachedWindow {
-        var entries: [ByteKey: Value] = [:]
-        var pending: [ByteKey: [UInt8]?] = [:]
-        init(capacity: Int) { entries.reserveCapacity(capacity) }
-    }
+    typealias CachedWindow = WindowCache<Value>
     /// Window start -> its entries, for owned windows still within retention.
     private var cache: [Timestamp: CachedWindow] = [:]
     /// Starts of the cached windows with pending changes.
     private var dirtyWindows: Set<Timestamp> = []
+    /// The window used last (records mostly fall in the latest window): found without hashing.
+    private var lastWindow: CachedWindow? = nil
+    private var lastWindowStart: Timestamp = .min
     /// Windows before this start were dropped from `cache` by ``removeWindows(startingBefore:)``:
     /// reads of them go to the byte store.
     private var evictedBelow: Timestamp = .min
@@ -154,28 +151,38 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     /// largest cached one (windows fill alike, and growing a dictionary entry by entry rehashes
     /// it over and over); opening one forgets the windows the retention has passed.
     private func window(_ start: Timestamp) -> CachedWindow {
-        if let window = cache[start] { return window }
-        let floor = liveFloor
-        for expired in cache.keys where expired < floor {
-            cache[expired] = nil
-            dirtyWindows.remove(expired)
+        if start == lastWindowStart, let lastWindow { return lastWindow }
+        if let window = cache[start] {
+            (lastWindowStart, lastWindow) = (start, window)
+            return window
         }
-        let window = CachedWindow(capacity: cache.values.reduce(0) { max($0, $1.entries.count) })
+        let floor = liveFloor
+        for expired in cache.keys where expired < floor { dropWindow(expired) }
+        let window = CachedWindow(capacity: cache.values.reduce(0) { max($0, $1.capacityHint) })
         cache[start] = window
+        (lastWindowStart, lastWindow) = (start, window)
         return window
+    }
+    /// The cached window at `start`, if any.
+    private func cachedWindow(_ start: Timestamp) -> CachedWindow? {
+        if start == lastWindowStart, let lastWindow { return lastWindow }
+        return cache[start]
+    }
+    /// Forgets the cached window at `start`.
+    private func dropWindow(_ start: Timestamp) {
+        cache[start] = nil
+        dirtyWindows.remove(start)
+        if start == lastWindowStart { lastWindow = nil }
     }
     /// Records `value` (`nil`: a delete) for `key` in the owned, live window at `start`.
     private func cacheWrite(_ start: Timestamp, _ key: ByteKey, _ value: Value?, encoded: [UInt8]?) {
         let window = window(start)
-        if let value {
-            window.entries[key] = value
+        if !window.hasPending { dirtyWindows.insert(start) }
+        if let value, let encoded {
+            window.set(key, value, encoded: encoded)
         } else {
-            // Written back even when the key is absent: the write advances the byte store's
-            // stream time as this wrapper's, so both expire the same windows.
-            window.entries.removeValue(forKey: key)
+            window.delete(key)
         }
-        if window.pending.isEmpty { dirtyWindows.insert(start) }
-        window.pending.updateValue(encoded, forKey: key)
     }
     /// Serialises a value for the byte store and checks the store's limits.
     private func encode(_ key: [UInt8], _ value: Value?) throws -> [UInt8]? {
@@ -187,7 +194,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     public func fetch(_ key: Key, windowStart start: Timestamp) throws -> Value? {
         let k = try keySerde.serialize(key)
         guard start >= liveFloor else { return nil }
-        if owns(start) { return cache[start]?.entries[ByteKey(k)] }
+        if owns(start) { return cachedWindow(start)?.value(ByteKey(k)) }
         return try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) }
     }
     public func put(_ key: Key, windowStart start: Timestamp, _ value: Value?) throws {
@@ -210,12 +217,29 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
             return (old, new)
         }
         let bytesKey = ByteKey(k)
-        let window = live ? cache[start] : nil
-        let old = window?.entries[bytesKey]
+        let window = live ? cachedWindow(start) : nil
+        let old = window?.value(bytesKey)
         let new = try body(old)
         let encoded = try encode(k, new)
         if advance(to: start) { cacheWrite(start, bytesKey, new, encoded: encoded) }
         return (old, new)
+    }
+    /// ``update(_:windowStart:_:)`` without returning the values (an emit-final aggregation
+    /// forwards nothing per update): no result tuple, and the value serialised directly.
+    func accumulate(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws {
+        guard owns(start) else {
+            _ = try update(key, windowStart: start, body)
+            return
+        }
+        let k = try keySerde.serialize(key)
+        let bytesKey = ByteKey(k)
+        let new = try body(start >= liveFloor ? cachedWindow(start)?.value(bytesKey) : nil)
+        let encoded = try valueSerde.serialize(new)
+        try StateLimits.check(key: k, value: encoded, store: name)
+        guard advance(to: start) else { return }
+        let window = window(start)
+        if !window.hasPending { dirtyWindows.insert(start) }
+        window.set(bytesKey, new, encoded: encoded)
     }
     /// Values of `key` in windows starting in `from...to`, from the byte store after a write-back.
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
@@ -250,15 +274,29 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         let low = max(from, firstOwned, floor)
         guard low <= to else { return result }
         for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
-            let entries = Array(cache[start]!.entries)
-            let keys = entries.map(\.key.bytes)
             let window = Window(start: start, end: start + windowSize)
-            result.reserveCapacity(result.count + keys.count)
-            for i in StoreBytes.sortedIndices(keys) {
-                result.append((Windowed(key: try keySerde.deserialize(keys[i]), window: window), entries[i].value))
+            try cache[start]!.forEachInKeyOrder { key, value in
+                result.append((Windowed(key: try keySerde.deserialize(key), window: window), value))
             }
         }
         return result
+    }
+    /// ``fetchAll(from:to:)`` as a visit, without collecting the entries first: what an
+    /// emit-final aggregation reads its closed windows with.
+    func forEach(from: Timestamp, to: Timestamp, _ body: (Windowed<Key>, Value) throws -> Void) throws {
+        let floor = liveFloor
+        let firstOwned = firstOwnedStart
+        if max(from, floor) < firstOwned {
+            for (key, value) in try fetchAll(from: from, to: min(to, firstOwned - 1)) { try body(key, value) }
+        }
+        let low = max(from, firstOwned, floor)
+        guard low <= to else { return }
+        for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
+            let window = Window(start: start, end: start + windowSize)
+            try cache[start]!.forEachInKeyOrder { key, value in
+                try body(Windowed(key: try keySerde.deserialize(key), window: window), value)
+            }
+        }
     }
     /// Drops cached windows before `start`, writing their pending changes back while the byte
     /// store still keeps them; the byte store expires whole segments by itself.
@@ -266,8 +304,8 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         evictedBelow = max(evictedBelow, start)
         let floor = liveFloor
         for old in cache.keys.sorted() where old < start {
-            if dirtyWindows.remove(old) != nil, old >= floor { try write(cache[old]!, start: old) }
-            cache[old] = nil
+            if dirtyWindows.contains(old), old >= floor { try write(cache[old]!, start: old) }
+            dropWindow(old)
         }
     }
     /// Writes the pending changes of live cached windows into the byte store's write buffer,
@@ -280,14 +318,13 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
             if start >= floor {
                 try write(window, start: start)
             } else {
-                window.pending = [:]
+                window.discardPending()
             }
             dirtyWindows.remove(start)
         }
     }
     private func write(_ window: CachedWindow, start: Timestamp) throws {
-        for (key, value) in window.pending { try stateStore.put(key.bytes, windowStart: start, value: value) }
-        window.pending = [:]
+        try window.writeBack { key, value in try stateStore.put(key, windowStart: start, value: value) }
     }
     public func flush() throws {
         try writeBack()
@@ -296,6 +333,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     public func close() {
         cache = [:]
         dirtyWindows = []
+        lastWindow = nil
         stateStore.close()
     }
 }

@@ -308,11 +308,13 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     let partitioner: StreamPartitioner<KS.Value, VS.Value>?
     let keySerde: KS
     let valueSerde: VS
-    let keyNull: Nullability<KS.Value>?
-    let valueNull: Nullability<VS.Value>?
     /// Whether the serdes can stand for nulls at all, so the common case skips the checks.
     let keyMayBeNull: Bool
     let valueMayBeNull: Bool
+    /// The null checks of the serdes (always false when they cannot stand for nulls), as plain
+    /// closures: unlike an optional ``Nullability``, calling one needs no generic metadata.
+    let keyIsNull: @Sendable (KS.Value) -> Bool
+    let valueIsNull: @Sendable (VS.Value) -> Bool
     let hasExtractor: Bool
     let hasPartitioner: Bool
     var resolvedTopic = ""
@@ -329,12 +331,15 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
         self.partitioner = partitioner
         self.keySerde = key
         self.valueSerde = value
-        self.keyNull = Nullability<KS.Value>.of(key)
-        self.valueNull = Nullability<VS.Value>.of(value)
+        let keyNull = Nullability<KS.Value>.of(key)
+        let valueNull = Nullability<VS.Value>.of(value)
         self.hasExtractor = extractor != nil
         self.hasPartitioner = partitioner != nil
         self.keyMayBeNull = keyNull != nil
         self.valueMayBeNull = valueNull != nil
+        let never: @Sendable (KS.Value) -> Bool = { _ in false }, neverValue: @Sendable (VS.Value) -> Bool = { _ in false }
+        self.keyIsNull = keyNull.map { $0.isNull } ?? never
+        self.valueIsNull = valueNull.map { $0.isNull } ?? neverValue
         super.init(name: name, children: [])
     }
     override func initialize(_ context: TaskContext) throws {
@@ -344,20 +349,22 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     }
     override func process(_ key: KS.Value, _ value: VS.Value) throws {
         scratch.removeAll(keepingCapacity: true)
-        if !(hasExtractor || hasPartitioner || keyMayBeNull || valueMayBeNull) {
+        if !(hasExtractor || hasPartitioner) {
             // The common case, kept free of optional generic values: in unspecialised code each
             // would cost metadata lookups per record, even in a branch not taken, so the other
             // cases live in a function of their own.
-            try keySerde.serialize(key, appendingTo: &scratch)
+            let keyIsNull = keyMayBeNull && self.keyIsNull(key)
+            let valueIsNull = valueMayBeNull && self.valueIsNull(value)
+            if !keyIsNull { try keySerde.serialize(key, appendingTo: &scratch) }
             let keyCount = scratch.count
-            try valueSerde.serialize(value, appendingTo: &scratch)
-            try emit(topic: resolvedTopic, partition: nil, keyCount: keyCount, keyIsNull: false, valueIsNull: false)
+            if !valueIsNull { try valueSerde.serialize(value, appendingTo: &scratch) }
+            try emit(topic: resolvedTopic, partition: nil, keyCount: keyCount, keyIsNull: keyIsNull, valueIsNull: valueIsNull)
             return
         }
         try processInGeneral(key, value)
     }
 
-    /// Dynamic topics, custom partitioners and nullable serdes.
+    /// Dynamic topics and custom partitioners.
     @inline(never)
     private func processInGeneral(_ key: KS.Value, _ value: VS.Value) throws {
         let target: String
@@ -366,8 +373,8 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
         } else {
             target = resolvedTopic
         }
-        let keyIsNull = keyMayBeNull && keyNull!.isNull(key)
-        let valueIsNull = valueMayBeNull && valueNull!.isNull(value)
+        let keyIsNull = keyMayBeNull && self.keyIsNull(key)
+        let valueIsNull = valueMayBeNull && self.valueIsNull(value)
         if !keyIsNull { try keySerde.serialize(key, appendingTo: &scratch) }
         let keyCount = scratch.count
         if !valueIsNull { try valueSerde.serialize(value, appendingTo: &scratch) }
