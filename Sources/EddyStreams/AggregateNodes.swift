@@ -75,26 +75,25 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
         if context.streamTime > observed { observed = context.streamTime }
         if emitFinal, let done = context.processorMetadata[progressKey] { emittedUpTo = done }
     }
+    // The per-record path names no generic type (`Windowed<K>`, `Change<VR>`, `VR?`): in
+    // unspecialised code each costs a metadata lookup on every call, wherever it is used in the
+    // function, so the work that needs them lives in functions of its own.
     override func process(_ key: K, _ value: V) throws {
         let t = context.timestamp
         if t > observed {
             observed = t
-            if emitFinal { try emitClosedWindows() }
+            if emitFinal && observed - windows.grace > emittedUpTo { try emitClosedWindows() }
         }
         var late = false
         for start in windows.windowStarts(for: t) {
-            let end = start + windows.size
-            if end + windows.grace <= observed {
+            if start + windows.size + windows.grace <= observed {
                 late = true
                 continue
             }
             if let accumulating {
                 try accumulating.accumulate(key, windowStart: start) { try step(key, value, $0) }
-                continue
-            }
-            let (old, new) = try store.update(key, windowStart: start) { try step(key, value, $0) }
-            if !emitFinal {
-                try forward(Windowed(key: key, window: Window(start: start, end: end)), Change(newValue: new, oldValue: old))
+            } else {
+                try update(key, value, windowStart: start)
             }
         }
         if late { context.metrics.droppedLateRecords += 1 }
@@ -104,8 +103,19 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
         }
     }
 
+    /// Updates the window at `start` through the store's `update` and forwards the change
+    /// unless the node emits final results only.
+    @inline(never)
+    private func update(_ key: K, _ value: V, windowStart start: Timestamp) throws {
+        let (old, new) = try store.update(key, windowStart: start) { try step(key, value, $0) }
+        if !emitFinal {
+            try forward(Windowed(key: key, window: Window(start: start, end: start + windows.size)), Change(newValue: new, oldValue: old))
+        }
+    }
+
     /// Forwards the final aggregate of every window that closed since the last call: those
     /// ending in `(emittedUpTo, observed - grace]`. Cheap when no window boundary was crossed.
+    @inline(never)
     private func emitClosedWindows() throws {
         let closedUpTo = observed - windows.grace
         guard closedUpTo > emittedUpTo else { return }

@@ -88,57 +88,80 @@ public final class PersistentTaskKeyValueStore<Key, Value>: TaskKeyValueStore {
 /// ``removeWindows(startingBefore:)`` (their pending changes written back first, when still
 /// live) and once the retention passes them. The byte store must not be written around this
 /// wrapper while it is in use.
+///
+/// The wrapper is confined to its task's thread and calls nothing that could reach it again,
+/// so its mutable state skips the runtime's exclusivity checks.
 public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, WriteBackStore {
     /// The underlying byte store, for the runtime's commit protocol.
     public let stateStore: any WindowStore
     let keySerde: AnySerde<Key>
     let valueSerde: AnySerde<Value>
+    /// The serdes' calls as plain closures, for the per-record paths: calling a method of
+    /// `AnySerde<Key>` from unspecialised code looks its metadata up every time.
+    let serializeKey: (Key) throws -> [UInt8]
+    let serializeValue: (Value) throws -> [UInt8]
+    let deserializeKey: ([UInt8]) throws -> Key
     public let windowSize: Int64
     public var name: String { stateStore.name }
-    public var retention: Int64 { stateStore.retentionMilliseconds }
+    public let retention: Int64
     /// Window starts above this one are entirely in `cache`; nil until first used.
-    private var ownedAfter: Timestamp? = nil
+    @exclusivity(unchecked) private var ownedAfter: Timestamp? = nil
     typealias CachedWindow = WindowCache<Value>
     /// Window start -> its entries, for owned windows still within retention.
-    private var cache: [Timestamp: CachedWindow] = [:]
+    @exclusivity(unchecked) private var cache: [Timestamp: CachedWindow] = [:]
     /// Starts of the cached windows with pending changes.
-    private var dirtyWindows: Set<Timestamp> = []
+    @exclusivity(unchecked) private var dirtyWindows: Set<Timestamp> = []
     /// The window used last (records mostly fall in the latest window): found without hashing.
-    private var lastWindow: CachedWindow? = nil
-    private var lastWindowStart: Timestamp = .min
+    @exclusivity(unchecked) private var lastWindow: CachedWindow? = nil
+    @exclusivity(unchecked) private var lastWindowStart: Timestamp = .min
+    /// The most keys a dropped window held: new windows reserve room for as many.
+    @exclusivity(unchecked) private var largestDroppedWindow = 0
     /// Windows before this start were dropped from `cache` by ``removeWindows(startingBefore:)``:
     /// reads of them go to the byte store.
-    private var evictedBelow: Timestamp = .min
+    @exclusivity(unchecked) private var evictedBelow: Timestamp = .min
     /// The latest window start written through this wrapper or held by the byte store (which
     /// sees written-back windows only at ``writeBack()``); nil until first used.
-    private var latestStart: Timestamp? = nil
+    @exclusivity(unchecked) private var latestStart: Timestamp? = nil
 
     init(_ store: any WindowStore, windowSize: Int64, keySerde: AnySerde<Key>, valueSerde: AnySerde<Value>) {
         self.stateStore = store
         self.windowSize = windowSize
         self.keySerde = keySerde
         self.valueSerde = valueSerde
+        retention = store.retentionMilliseconds
+        serializeKey = keySerde.serialize
+        serializeValue = valueSerde.serialize
+        deserializeKey = keySerde.deserialize
     }
 
     /// Windows starting here or later are written only through this wrapper and still cached:
     /// they start after the byte store's latest window when the wrapper first touched it, and
     /// were not evicted.
     private var firstOwnedStart: Timestamp {
-        if ownedAfter == nil { ownedAfter = stateStore.observedStreamTime ?? .min }
-        let (after, overflow) = ownedAfter!.addingReportingOverflow(1)
+        let (after, overflow) = byteStoreTimeAtStart.addingReportingOverflow(1)
         return max(overflow ? .max : after, evictedBelow)
+    }
+    /// The byte store's latest window start when this wrapper first touched it (`.min`: none).
+    private var byteStoreTimeAtStart: Timestamp {
+        if let ownedAfter { return ownedAfter }
+        let time = stateStore.observedStreamTime ?? .min
+        ownedAfter = time
+        return time
     }
     private func owns(_ start: Timestamp) -> Bool { start >= firstOwnedStart }
     /// The oldest live window start: the byte store forgets and refuses older windows once it
     /// has seen `latestStart`.
     private var liveFloor: Timestamp {
         guard let time = streamTime else { return .min }
-        let (value, overflow) = time.subtractingReportingOverflow(stateStore.retentionMilliseconds - 1)
+        let (value, overflow) = time.subtractingReportingOverflow(retention - 1)
         return overflow ? .min : value
     }
+    /// The latest window start of the byte store and of this wrapper's writes (every write of
+    /// the byte store goes through this wrapper, so this is the byte store's stream time once
+    /// the changes are written back).
     private var streamTime: Timestamp? {
-        guard let byteStore = stateStore.observedStreamTime else { return latestStart }
-        return max(byteStore, latestStart ?? .min)
+        let time = max(byteStoreTimeAtStart, latestStart ?? .min)
+        return time == .min ? nil : time
     }
     /// Notes a write to the window at `start`; returns false when the window is expired (the
     /// byte store would refuse the write).
@@ -158,7 +181,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         }
         let floor = liveFloor
         for expired in cache.keys where expired < floor { dropWindow(expired) }
-        let window = CachedWindow(capacity: cache.values.reduce(0) { max($0, $1.capacityHint) })
+        let window = CachedWindow(capacity: cache.values.reduce(largestDroppedWindow) { max($0, $1.capacityHint) })
         cache[start] = window
         (lastWindowStart, lastWindow) = (start, window)
         return window
@@ -170,7 +193,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     }
     /// Forgets the cached window at `start`.
     private func dropWindow(_ start: Timestamp) {
-        cache[start] = nil
+        if let dropped = cache.removeValue(forKey: start) { largestDroppedWindow = max(largestDroppedWindow, dropped.capacityHint) }
         dirtyWindows.remove(start)
         if start == lastWindowStart { lastWindow = nil }
     }
@@ -231,11 +254,13 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
             _ = try update(key, windowStart: start, body)
             return
         }
-        let k = try keySerde.serialize(key)
+        let k = try serializeKey(key)
         let bytesKey = ByteKey(k)
         let new = try body(start >= liveFloor ? cachedWindow(start)?.value(bytesKey) : nil)
-        let encoded = try valueSerde.serialize(new)
-        try StateLimits.check(key: k, value: encoded, store: name)
+        let encoded = try serializeValue(new)
+        if k.count > StateLimits.maximumKeyBytes || encoded.count > StateLimits.maximumValueBytes {
+            try StateLimits.check(key: k, value: encoded, store: name)
+        }
         guard advance(to: start) else { return }
         let window = window(start)
         if !window.hasPending { dirtyWindows.insert(start) }
@@ -294,7 +319,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
             let window = Window(start: start, end: start + windowSize)
             try cache[start]!.forEachInKeyOrder { key, value in
-                try body(Windowed(key: try keySerde.deserialize(key), window: window), value)
+                try body(Windowed(key: try deserializeKey(key), window: window), value)
             }
         }
     }

@@ -3,30 +3,45 @@
 ///
 /// Values live in slots: a dictionary from serialised key to slot number (no generic
 /// parameter, so it runs specialised and hashes once per access), the slots' bookkeeping in a
-/// plain array, and the typed values in an array of their own. An update is one hash lookup
-/// and two array writes; unspecialised code over `[ByteKey: Value]` cost several times that.
+/// plain array, and the typed values in a buffer of their own. An update is one hash lookup
+/// and two slot writes; unspecialised code over `[ByteKey: Value]` cost several times that.
+/// The values are kept in manually managed memory because unspecialised `Array<Value>` code
+/// looks the array type's metadata up on every append and write; pointer operations on
+/// `Value` need none. A cache belongs to one task's store, on one thread, and calls nothing
+/// that could reach it again, hence the unchecked exclusivity.
 final class WindowCache<Value> {
-    /// What the cache keeps per slot besides the value.
-    struct Slot {
-        let key: ByteKey
-        /// The serialised value awaiting write-back (`nil` with `pending`: a delete).
-        var encoded: [UInt8]?
-        /// False once deleted (the value in `values` is then stale).
-        var present: Bool
-        var pending: Bool
-    }
-    private var index: [ByteKey: Int] = [:]
-    private var slots: [Slot] = []
-    private var values: [Value] = []
+    @exclusivity(unchecked) private var index: [ByteKey: Int] = [:]
+    @exclusivity(unchecked) private var slots: [WindowCacheSlot] = []
+    /// `slots.count` initialised values (stale for deleted slots), room for `capacity`.
+    @exclusivity(unchecked) private var values: UnsafeMutablePointer<Value>
+    @exclusivity(unchecked) private var capacity: Int
     /// Slots with changes not written back, in the order they first changed.
-    private var pending: [Int] = []
+    @exclusivity(unchecked) private var pending: [Int] = []
     /// Deletes of keys the window never held (written back before the slots' changes).
-    private var absentDeletes: [ByteKey] = []
+    @exclusivity(unchecked) private var absentDeletes: [ByteKey] = []
 
     init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        values = .allocate(capacity: self.capacity)
         index.reserveCapacity(capacity)
         slots.reserveCapacity(capacity)
-        values.reserveCapacity(capacity)
+    }
+    deinit {
+        values.deinitialize(count: slots.count)
+        values.deallocate()
+    }
+
+    /// Appends a value for a new slot, growing the buffer by doubling.
+    private func appendValue(_ value: Value) {
+        let count = slots.count
+        if count == capacity {
+            let grown = UnsafeMutablePointer<Value>.allocate(capacity: capacity * 2)
+            grown.moveInitialize(from: values, count: count)
+            values.deallocate()
+            values = grown
+            capacity *= 2
+        }
+        (values + count).initialize(to: value)
     }
 
     /// Slots ever used: an estimate of how many keys the next window will hold.
@@ -45,8 +60,8 @@ final class WindowCache<Value> {
         let next = slots.count
         let i = Self.claim(&index[key, default: next])
         if i == next {
-            slots.append(Slot(key: key, encoded: encoded, present: true, pending: true))
-            values.append(value)
+            appendValue(value)
+            slots.append(WindowCacheSlot(key: key, encoded: encoded, present: true, pending: true))
             pending.append(i)
             return
         }
@@ -110,4 +125,15 @@ final class WindowCache<Value> {
         }
         for j in StoreBytes.sortedIndices(keys) { try body(keys[j], values[live[j]]) }
     }
+}
+
+/// What a ``WindowCache`` keeps per slot besides the value (outside the generic class, so
+/// arrays of it run specialised).
+struct WindowCacheSlot {
+    let key: ByteKey
+    /// The serialised value awaiting write-back (`nil` with `pending`: a delete).
+    var encoded: [UInt8]?
+    /// False once deleted (the value in `values` is then stale).
+    var present: Bool
+    var pending: Bool
 }
