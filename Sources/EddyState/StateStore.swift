@@ -12,11 +12,15 @@ public enum StateLimits {
     /// its limit. Stores check every write; layers that buffer writes above a store check
     /// when they take the write, so the record that caused it fails.
     public static func check(key: [UInt8], value: [UInt8]?, store: String) throws {
-        if key.count > maximumKeyBytes {
-            throw EddyError(.recordTooLarge, "store \(store): key of \(key.count) bytes exceeds StateLimits.maximumKeyBytes (\(maximumKeyBytes))")
+        try check(keyBytes: key.count, valueBytes: value?.count, store: store)
+    }
+    /// ``check(key:value:store:)`` by sizes (`valueBytes` nil: a delete).
+    public static func check(keyBytes: Int, valueBytes: Int?, store: String) throws {
+        if keyBytes > maximumKeyBytes {
+            throw EddyError(.recordTooLarge, "store \(store): key of \(keyBytes) bytes exceeds StateLimits.maximumKeyBytes (\(maximumKeyBytes))")
         }
-        if let value, value.count > maximumValueBytes {
-            throw EddyError(.recordTooLarge, "store \(store): value of \(value.count) bytes exceeds StateLimits.maximumValueBytes (\(maximumValueBytes))")
+        if let valueBytes, valueBytes > maximumValueBytes {
+            throw EddyError(.recordTooLarge, "store \(store): value of \(valueBytes) bytes exceeds StateLimits.maximumValueBytes (\(maximumValueBytes))")
         }
     }
 }

@@ -131,22 +131,32 @@ final class TimeWindowAggregateNode<K: Hashable, V, VR>: ProcessorNode<K, V, Win
             firstStart = after - after % windows.advance + windows.advance
         }
         guard lastStart >= firstStart else { return }
-        var count = 0
         if let accumulating {
-            try accumulating.forEach(from: firstStart, to: lastStart) { windowed, aggregate in
-                try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
-                count += 1
+            try accumulating.forEachWindow(from: firstStart, to: lastStart, older: forwardFinal) { window, keys, slots, entries in
+                try forwardFinal(window, keys, slots, entries, deserializeKey: accumulating.deserializeKey)
             }
         } else {
-            let closed = try store.fetchAll(from: firstStart, to: lastStart)
-            for (windowed, aggregate) in closed {
-                try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
-            }
-            count = closed.count
+            try forwardFinal(try store.fetchAll(from: firstStart, to: lastStart))
         }
-        context.metrics.emittedFinalResults += count
         emittedUpTo = closedUpTo
         context.processorMetadata[progressKey] = closedUpTo
+    }
+    /// Forwards final results, each with the timestamp `end - 1` of its window.
+    private func forwardFinal(_ results: [(key: Windowed<K>, value: VR)]) throws {
+        for (windowed, aggregate) in results {
+            try forward(windowed, Change(newValue: aggregate, oldValue: nil), timestamp: windowed.window.end - 1)
+        }
+        context.metrics.emittedFinalResults += results.count
+    }
+    /// Forwards the final results of one cached window: the whole window in one loop, so the
+    /// generic types' metadata is looked up once per window rather than once per result.
+    private func forwardFinal(_ window: Window, _ keys: [[UInt8]], _ slots: [Int], _ entries: WindowCache<VR>,
+                              deserializeKey: ([UInt8]) throws -> K) throws {
+        for j in keys.indices {
+            try forward(Windowed(key: try deserializeKey(keys[j]), window: window),
+                        Change(newValue: entries.value(atSlot: slots[j]), oldValue: nil), timestamp: window.end - 1)
+        }
+        context.metrics.emittedFinalResults += keys.count
     }
 }
 

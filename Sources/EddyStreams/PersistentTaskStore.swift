@@ -99,7 +99,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     /// The serdes' calls as plain closures, for the per-record paths: calling a method of
     /// `AnySerde<Key>` from unspecialised code looks its metadata up every time.
     let serializeKey: (Key) throws -> [UInt8]
-    let serializeValue: (Value) throws -> [UInt8]
+    let serializeValue: (Value, inout [UInt8]) throws -> Void
     let deserializeKey: ([UInt8]) throws -> Key
     public let windowSize: Int64
     public var name: String { stateStore.name }
@@ -129,9 +129,10 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         self.keySerde = keySerde
         self.valueSerde = valueSerde
         retention = store.retentionMilliseconds
-        serializeKey = keySerde.serialize
-        serializeValue = valueSerde.serialize
-        deserializeKey = keySerde.deserialize
+        let key = keySerde.base, value = valueSerde.base
+        serializeKey = { try key.serialize($0) }
+        serializeValue = { try value.serialize($0, appendingTo: &$1) }
+        deserializeKey = { try key.deserialize($0) }
     }
 
     /// Windows starting here or later are written only through this wrapper and still cached:
@@ -198,11 +199,11 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         if start == lastWindowStart { lastWindow = nil }
     }
     /// Records `value` (`nil`: a delete) for `key` in the owned, live window at `start`.
-    private func cacheWrite(_ start: Timestamp, _ key: ByteKey, _ value: Value?, encoded: [UInt8]?) {
+    private func cacheWrite(_ start: Timestamp, _ key: ByteKey, _ value: Value?, encoded: [UInt8]?) throws {
         let window = window(start)
         if !window.hasPending { dirtyWindows.insert(start) }
         if let value, let encoded {
-            window.set(key, value, encoded: encoded)
+            try window.set(key, value, serialize: { $0.append(contentsOf: encoded) }, check: { _ in })
         } else {
             window.delete(key)
         }
@@ -228,7 +229,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         }
         let encoded = try encode(k, value)
         guard advance(to: start) else { return }
-        cacheWrite(start, ByteKey(k), value, encoded: encoded)
+        try cacheWrite(start, ByteKey(k), value, encoded: encoded)
     }
     public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
         let k = try keySerde.serialize(key)
@@ -244,7 +245,7 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         let old = window?.value(bytesKey)
         let new = try body(old)
         let encoded = try encode(k, new)
-        if advance(to: start) { cacheWrite(start, bytesKey, new, encoded: encoded) }
+        if advance(to: start) { try cacheWrite(start, bytesKey, new, encoded: encoded) }
         return (old, new)
     }
     /// ``update(_:windowStart:_:)`` without returning the values (an emit-final aggregation
@@ -257,14 +258,18 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         let k = try serializeKey(key)
         let bytesKey = ByteKey(k)
         let new = try body(start >= liveFloor ? cachedWindow(start)?.value(bytesKey) : nil)
-        let encoded = try serializeValue(new)
-        if k.count > StateLimits.maximumKeyBytes || encoded.count > StateLimits.maximumValueBytes {
-            try StateLimits.check(key: k, value: encoded, store: name)
+        guard advance(to: start) else {
+            _ = try encode(k, new)  // the window is expired, but a bad value still fails its record
+            return
         }
-        guard advance(to: start) else { return }
         let window = window(start)
-        if !window.hasPending { dirtyWindows.insert(start) }
-        window.set(bytesKey, new, encoded: encoded)
+        let wasClean = !window.hasPending
+        try window.set(bytesKey, new, serialize: { try serializeValue(new, &$0) }) { valueBytes in
+            if k.count > StateLimits.maximumKeyBytes || valueBytes > StateLimits.maximumValueBytes {
+                try StateLimits.check(keyBytes: k.count, valueBytes: valueBytes, store: name)
+            }
+        }
+        if wasClean { dirtyWindows.insert(start) }
     }
     /// Values of `key` in windows starting in `from...to`, from the byte store after a write-back.
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
@@ -306,21 +311,26 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         }
         return result
     }
-    /// ``fetchAll(from:to:)`` as a visit, without collecting the entries first: what an
-    /// emit-final aggregation reads its closed windows with.
-    func forEach(from: Timestamp, to: Timestamp, _ body: (Windowed<Key>, Value) throws -> Void) throws {
+    /// ``fetchAll(from:to:)`` window by window, for an emit-final aggregation: `older` gets the
+    /// entries of windows before the cached ones (read from the byte store, rare: only right
+    /// after a restart), then `cached` each cached window in the range by ascending start,
+    /// with its live slots in key order. Per window rather than per entry, so the caller builds
+    /// its records in one loop.
+    func forEachWindow(from: Timestamp, to: Timestamp,
+                       older: ([(key: Windowed<Key>, value: Value)]) throws -> Void,
+                       cached: (_ window: Window, _ keys: [[UInt8]], _ slots: [Int], _ entries: WindowCache<Value>) throws -> Void) throws {
         let floor = liveFloor
         let firstOwned = firstOwnedStart
         if max(from, floor) < firstOwned {
-            for (key, value) in try fetchAll(from: from, to: min(to, firstOwned - 1)) { try body(key, value) }
+            let entries = try fetchAll(from: from, to: min(to, firstOwned - 1))
+            if !entries.isEmpty { try older(entries) }
         }
         let low = max(from, firstOwned, floor)
         guard low <= to else { return }
         for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
-            let window = Window(start: start, end: start + windowSize)
-            try cache[start]!.forEachInKeyOrder { key, value in
-                try body(Windowed(key: try deserializeKey(key), window: window), value)
-            }
+            let entries = cache[start]!
+            let (keys, slots) = entries.liveInKeyOrder()
+            try cached(Window(start: start, end: start + windowSize), keys, slots, entries)
         }
     }
     /// Drops cached windows before `start`, writing their pending changes back while the byte

@@ -7,6 +7,7 @@ public struct Change<Value> {
     /// The row's value before the update; `nil` when it did not exist.
     public var oldValue: Value?
     /// An update from `oldValue` to `newValue`.
+    @inline(__always)
     public init(newValue: Value?, oldValue: Value?) {
         self.newValue = newValue
         self.oldValue = oldValue

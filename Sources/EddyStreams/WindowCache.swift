@@ -19,6 +19,9 @@ final class WindowCache<Value> {
     @exclusivity(unchecked) private var pending: [Int] = []
     /// Deletes of keys the window never held (written back before the slots' changes).
     @exclusivity(unchecked) private var absentDeletes: [ByteKey] = []
+    /// The serialised values awaiting write-back, back to back (slots point into it): no
+    /// allocation per update. Emptied by each write-back.
+    @exclusivity(unchecked) private var arena: [UInt8] = []
 
     init(capacity: Int) {
         self.capacity = max(capacity, 16)
@@ -55,18 +58,30 @@ final class WindowCache<Value> {
         return values[i]
     }
 
-    /// Sets the value of `key`, to be written back as `encoded`.
-    func set(_ key: ByteKey, _ value: Value, encoded: [UInt8]) {
+    /// Sets the value of `key`, to be written back as the bytes `serialize` appends. If
+    /// `serialize` throws, or `check` does when given their count, nothing changes.
+    func set(_ key: ByteKey, _ value: Value, serialize: (inout [UInt8]) throws -> Void,
+             check: (_ valueBytes: Int) throws -> Void) throws {
+        let start = arena.count
+        do {
+            try serialize(&arena)
+            try check(arena.count - start)
+        } catch {
+            arena.removeSubrange(start...)
+            throw error
+        }
+        let count = arena.count - start
         let next = slots.count
         let i = Self.claim(&index[key, default: next])
         if i == next {
             appendValue(value)
-            slots.append(WindowCacheSlot(key: key, encoded: encoded, present: true, pending: true))
+            slots.append(WindowCacheSlot(key: key, encodedStart: start, encodedCount: count, present: true, pending: true))
             pending.append(i)
             return
         }
         values[i] = value
-        slots[i].encoded = encoded
+        slots[i].encodedStart = start
+        slots[i].encodedCount = count
         slots[i].present = true
         markPending(i)
     }
@@ -77,7 +92,6 @@ final class WindowCache<Value> {
             absentDeletes.append(key)
             return
         }
-        slots[i].encoded = nil
         slots[i].present = false
         markPending(i)
     }
@@ -97,24 +111,24 @@ final class WindowCache<Value> {
         for key in absentDeletes { try write(key.bytes, nil) }
         absentDeletes.removeAll()
         for i in pending {
-            try write(slots[i].key.bytes, slots[i].present ? slots[i].encoded : nil)
-            slots[i].encoded = nil
+            let slot = slots[i]
+            try write(slot.key.bytes, slot.present ? Array(arena[slot.encodedStart..<(slot.encodedStart + slot.encodedCount)]) : nil)
             slots[i].pending = false
         }
         pending.removeAll()
+        arena.removeAll(keepingCapacity: true)
     }
     /// Forgets the changes not written back (the window expired before its write-back).
     func discardPending() {
-        for i in pending {
-            slots[i].encoded = nil
-            slots[i].pending = false
-        }
+        for i in pending { slots[i].pending = false }
         pending.removeAll()
         absentDeletes.removeAll()
+        arena = []
     }
 
-    /// Visits the present entries in the order of their serialised keys (``StoreBytes/less(_:_:)``).
-    func forEachInKeyOrder(_ body: (_ key: [UInt8], _ value: Value) throws -> Void) throws {
+    /// The serialised keys of the present entries in their order (``StoreBytes/less(_:_:)``),
+    /// and their slots, for ``value(atSlot:)``.
+    func liveInKeyOrder() -> (keys: [[UInt8]], slots: [Int]) {
         var live: [Int] = []
         live.reserveCapacity(slots.count)
         var keys: [[UInt8]] = []
@@ -123,7 +137,15 @@ final class WindowCache<Value> {
             live.append(i)
             keys.append(slots[i].key.bytes)
         }
-        for j in StoreBytes.sortedIndices(keys) { try body(keys[j], values[live[j]]) }
+        let order = StoreBytes.sortedIndices(keys)
+        return (order.map { keys[$0] }, order.map { live[$0] })
+    }
+    /// The value in slot `slot` (one that ``liveInKeyOrder()`` returned).
+    func value(atSlot slot: Int) -> Value { values[slot] }
+    /// Visits the present entries in the order of their serialised keys (``StoreBytes/less(_:_:)``).
+    func forEachInKeyOrder(_ body: (_ key: [UInt8], _ value: Value) throws -> Void) throws {
+        let (keys, slots) = liveInKeyOrder()
+        for j in keys.indices { try body(keys[j], values[slots[j]]) }
     }
 }
 
@@ -131,8 +153,10 @@ final class WindowCache<Value> {
 /// arrays of it run specialised).
 struct WindowCacheSlot {
     let key: ByteKey
-    /// The serialised value awaiting write-back (`nil` with `pending`: a delete).
-    var encoded: [UInt8]?
+    /// Where the serialised value awaiting write-back is in the cache's arena (meaningless
+    /// unless `pending` and `present`).
+    var encodedStart: Int
+    var encodedCount: Int
     /// False once deleted (the value in `values` is then stale).
     var present: Bool
     var pending: Bool

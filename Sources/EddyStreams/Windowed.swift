@@ -23,6 +23,7 @@ public struct Windowed<Key> {
     /// The window.
     public var window: Window
     /// A windowed key.
+    @inline(__always)
     public init(key: Key, window: Window) {
         self.key = key
         self.window = window
