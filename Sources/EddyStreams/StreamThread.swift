@@ -97,8 +97,14 @@ final class StreamThread: RebalanceListener, RawRecordCollector {
         producer = try Self.makeProducer(application, transactionalID: transactionalID)
     }
 
+    /// How long the thread's producer lets a batch fill before sending it (Kafka Streams' default).
+    static let producerLingerMilliseconds = 100
+
     static func makeProducer(_ application: StreamsApplication, transactionalID: String) throws -> any LogProducer {
-        let configuration = ProducerConfiguration(clientID: "\(transactionalID)-producer")
+        // Kafka Streams' producer default (linger.ms = 100): a commit flushes the producer
+        // anyway, so records wait at most one commit interval and leave in full batches.
+        let configuration = ProducerConfiguration(clientID: "\(transactionalID)-producer",
+                                                  lingerMilliseconds: Self.producerLingerMilliseconds)
         if application.configuration.processingGuarantee == .exactlyOnce {
             let producer = try application.backend.makeTransactionalProducer(configuration, transactionalID: transactionalID)
             try producer.initTransactions()
