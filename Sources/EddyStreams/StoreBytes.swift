@@ -95,16 +95,30 @@ enum StoreBytes {
         }
     }
 
-    /// The indices of `keys` in the byte order of the keys (``less(_:_:)``). Sorts pairs of the
-    /// first eight bytes (big-endian) and an index, comparing whole keys only on equal
-    /// prefixes: the elements are plain integers, so the sort moves no reference-counted arrays.
+    /// The indices of `keys` in the byte order of the keys (``less(_:_:)``). Sorts pairs of
+    /// eight bytes (big-endian) and an index, comparing whole keys only on equal pairs: the
+    /// elements are plain integers, so the sort moves no reference-counted arrays. The eight
+    /// bytes start after the prefix all keys share (keys such as `user-1234` would otherwise
+    /// tie on `user-123` and fall back to whole-key comparisons).
     static func sortedIndices(_ keys: [[UInt8]]) -> [Int] {
+        guard keys.count > 1 else { return Array(keys.indices) }
+        var shared = keys[0].count
+        for key in keys.dropFirst() where shared > 0 {
+            shared = min(shared, key.count)
+            keys[0].withUnsafeBufferPointer { first in
+                key.withUnsafeBufferPointer { other in
+                    var j = 0
+                    while j < shared && first[j] == other[j] { j += 1 }
+                    shared = j
+                }
+            }
+        }
         var order: [(prefix: UInt64, index: Int)] = []
         order.reserveCapacity(keys.count)
         for (i, key) in keys.enumerated() {
             var prefix: UInt64 = 0
             key.withUnsafeBufferPointer { p in
-                for j in 0..<8 { prefix = prefix << 8 | UInt64(j < p.count ? p[j] : 0) }
+                for j in shared..<(shared + 8) { prefix = prefix << 8 | UInt64(j < p.count ? p[j] : 0) }
             }
             order.append((prefix, i))
         }

@@ -119,6 +119,21 @@ struct PersistentTaskStoreTests {
         }
     }
 
+    @Test("cached windows list their keys in byte order, also when the keys share long prefixes or are prefixes of each other")
+    func sortedIndicesFollowByteOrder() {
+        var rng = SeededGenerator(seed: Self.seed("sortedIndicesFollowByteOrder"))
+        for round in 0..<200 {
+            let shared = Array("user-".utf8).prefix(Int.random(in: 0...5, using: &rng))
+            let keys: [[UInt8]] = (0..<Int.random(in: 0...60, using: &rng)).map { _ in
+                Array(shared) + (0..<Int.random(in: 0...12, using: &rng)).map { _ in UInt8.random(in: 0...3, using: &rng) }
+            }
+            let sorted = StoreBytes.sortedIndices(keys).map { keys[$0] }
+            let expected = keys.sorted { StoreBytes.less($0, $1) }
+            #expect(sorted == expected, "round \(round)")
+            if sorted != expected { return }
+        }
+    }
+
     @Test("the key-value store answers like its byte store through puts, deletes and commits")
     func keyValueStoreMatchesByteStore() throws {
         var rng = SeededGenerator(seed: Self.seed("keyValueStoreMatchesByteStore"))
