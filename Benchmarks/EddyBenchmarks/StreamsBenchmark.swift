@@ -156,14 +156,15 @@ public enum StreamsBenchmark {
             }
         }
         print("")
-        print("scenario    guarantee       records/s  per CPU s    p50 ms   p99 ms   EOS/ALOS")
+        let scenarioWidth = max(12, (results.map(\.scenario.count).max() ?? 0) + 1)
+        print(pad("scenario", scenarioWidth) + "guarantee       records/s  per CPU s    p50 ms   p99 ms   EOS/ALOS")
         for r in results {
             var ratio = ""
             if r.guarantee == .exactlyOnce,
                let alos = results.first(where: { $0.scenario == r.scenario && $0.guarantee == .atLeastOnce }) {
                 ratio = String(format: "%.0f%%", 100 * r.recordsPerSecond / alos.recordsPerSecond)
             }
-            print(pad(r.scenario, 12) + pad(r.guarantee.rawValue, 14) + pad(String(Int(r.recordsPerSecond)), 12, left: true)
+            print(pad(r.scenario, scenarioWidth) + pad(r.guarantee.rawValue, 14) + pad(String(Int(r.recordsPerSecond)), 12, left: true)
                   + pad(String(Int(Double(r.throughputInputs) / max(r.cpuSeconds, 1e-9))), 11, left: true)
                   + pad(String(format: "%.1f", r.p50), 9, left: true) + pad(String(format: "%.1f", r.p99), 9, left: true)
                   + pad(ratio, 11, left: true))

@@ -256,19 +256,20 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
             return
         }
         let k = try serializeKey(key)
-        let bytesKey = ByteKey(k)
-        let new = try body(start >= liveFloor ? cachedWindow(start)?.value(bytesKey) : nil)
-        guard advance(to: start) else {
-            _ = try encode(k, new)  // the window is expired, but a bad value still fails its record
+        // A window later than the latest start is live and becomes the latest; the store's
+        // stream time moves only once the update has succeeded.
+        guard start >= liveFloor else {
+            _ = try encode(k, try body(nil))  // expired, but a bad value still fails its record
             return
         }
         let window = window(start)
         let wasClean = !window.hasPending
-        try window.set(bytesKey, new, serialize: { try serializeValue(new, &$0) }) { valueBytes in
+        try window.update(ByteKey(k), body, serialize: serializeValue) { valueBytes in
             if k.count > StateLimits.maximumKeyBytes || valueBytes > StateLimits.maximumValueBytes {
                 try StateLimits.check(keyBytes: k.count, valueBytes: valueBytes, store: name)
             }
         }
+        _ = advance(to: start)
         if wasClean { dirtyWindows.insert(start) }
     }
     /// Values of `key` in windows starting in `from...to`, from the byte store after a write-back.

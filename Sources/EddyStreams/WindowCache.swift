@@ -85,6 +85,38 @@ final class WindowCache<Value> {
         slots[i].present = true
         markPending(i)
     }
+    /// Sets the value of `key` to `body(its value)`, to be written back as the bytes
+    /// `serialize` appends: ``value(_:)`` and ``set(_:_:serialize:check:)`` with one hash
+    /// lookup. If `body`, `serialize` or `check` throws, nothing changes.
+    func update(_ key: ByteKey, _ body: (Value?) throws -> Value, serialize: (Value, inout [UInt8]) throws -> Void,
+                check: (_ valueBytes: Int) throws -> Void) throws {
+        let next = slots.count
+        let i = Self.claim(&index[key, default: next])
+        let isNew = i == next
+        let start = arena.count
+        let value: Value
+        do {
+            value = try body(isNew || !slots[i].present ? nil : values[i])
+            try serialize(value, &arena)
+            try check(arena.count - start)
+        } catch {
+            if isNew { index.removeValue(forKey: key) }
+            arena.removeSubrange(start...)
+            throw error
+        }
+        let count = arena.count - start
+        if isNew {
+            appendValue(value)
+            slots.append(WindowCacheSlot(key: key, encodedStart: start, encodedCount: count, present: true, pending: true))
+            pending.append(i)
+            return
+        }
+        values[i] = value
+        slots[i].encodedStart = start
+        slots[i].encodedCount = count
+        slots[i].present = true
+        markPending(i)
+    }
     /// Deletes `key`; the delete is written back even when the window never held it (the
     /// byte store's stream time then advances as the wrapper's does).
     func delete(_ key: ByteKey) {

@@ -116,6 +116,19 @@ struct PersistentTaskStoreTests {
             _ = try store.update("k", windowStart: 0) { _ in 2 }
             try store.writeBack()
             #expect(try bytes.all().count == 1)
+            // The emit-final path: a failing aggregator or serde leaves the window as it was,
+            // for a new key and for an existing one.
+            struct Refused: Error {}
+            #expect(throws: EddyError.self) { try store.accumulate("new", windowStart: 10) { _ in -1 } }
+            #expect(throws: Refused.self) { try store.accumulate("new", windowStart: 10) { _ in throw Refused() } }
+            #expect(try store.fetch("new", windowStart: 10) == nil)
+            try store.accumulate("new", windowStart: 10) { old in (old ?? 0) + 5 }
+            #expect(throws: EddyError.self) { try store.accumulate("new", windowStart: 10) { _ in -1 } }
+            #expect(try store.fetch("new", windowStart: 10) == 5)
+            try store.accumulate("new", windowStart: 10) { old in (old ?? 0) + 1 }
+            #expect(try store.fetch("new", windowStart: 10) == 6)
+            try store.writeBack()
+            #expect(try bytes.fetch(Array("new".utf8), windowStart: 10).map { try Int64Serde().deserialize($0) } == 6)
         }
     }
 
