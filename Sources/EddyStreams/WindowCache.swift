@@ -62,32 +62,11 @@ final class WindowCache<Value> {
     /// `serialize` throws, or `check` does when given their count, nothing changes.
     func set(_ key: ByteKey, _ value: Value, serialize: (inout [UInt8]) throws -> Void,
              check: (_ valueBytes: Int) throws -> Void) throws {
-        let start = arena.count
-        do {
-            try serialize(&arena)
-            try check(arena.count - start)
-        } catch {
-            arena.removeSubrange(start...)
-            throw error
-        }
-        let count = arena.count - start
-        let next = slots.count
-        let i = Self.claim(&index[key, default: next])
-        if i == next {
-            appendValue(value)
-            slots.append(WindowCacheSlot(key: key, encodedStart: start, encodedCount: count, present: true, pending: true))
-            pending.append(i)
-            return
-        }
-        values[i] = value
-        slots[i].encodedStart = start
-        slots[i].encodedCount = count
-        slots[i].present = true
-        markPending(i)
+        try update(key, { _ in value }, serialize: { _, bytes in try serialize(&bytes) }, check: check)
     }
     /// Sets the value of `key` to `body(its value)`, to be written back as the bytes
-    /// `serialize` appends: ``value(_:)`` and ``set(_:_:serialize:check:)`` with one hash
-    /// lookup. If `body`, `serialize` or `check` throws, nothing changes.
+    /// `serialize` appends: ``value(_:)`` and a set with one hash lookup. If `body`,
+    /// `serialize` or `check` throws, nothing changes.
     func update(_ key: ByteKey, _ body: (Value?) throws -> Value, serialize: (Value, inout [UInt8]) throws -> Void,
                 check: (_ valueBytes: Int) throws -> Void) throws {
         let next = slots.count
