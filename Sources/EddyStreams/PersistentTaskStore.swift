@@ -198,21 +198,29 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
         dirtyWindows.remove(start)
         if start == lastWindowStart { lastWindow = nil }
     }
-    /// Records `value` (`nil`: a delete) for `key` in the owned, live window at `start`.
-    private func cacheWrite(_ start: Timestamp, _ key: ByteKey, _ value: Value?, encoded: [UInt8]?) throws {
+    /// Changes the owned window at `start` through `change` when the window is live, then
+    /// notes the write (the latest start, and the window as having pending changes). For an
+    /// expired window (the byte store would refuse the write) `expired` runs instead.
+    private func writeOwned(_ start: Timestamp, expired: () throws -> Void, _ change: (CachedWindow) throws -> Void) throws {
+        // A window later than the latest start is live and becomes the latest; the store's
+        // stream time moves only once the change has succeeded.
+        guard start >= liveFloor else { return try expired() }
         let window = window(start)
-        if !window.hasPending { dirtyWindows.insert(start) }
-        if let value, let encoded {
-            try window.set(key, value, serialize: { $0.append(contentsOf: encoded) }, check: { _ in })
-        } else {
-            window.delete(key)
+        let wasClean = !window.hasPending
+        try change(window)
+        _ = advance(to: start)
+        if wasClean { dirtyWindows.insert(start) }
+    }
+    /// Throws when a key or value of these sizes exceeds ``StateLimits``.
+    private func checkLimits(_ key: [UInt8], _ valueBytes: Int?) throws {
+        if key.count > StateLimits.maximumKeyBytes || valueBytes ?? 0 > StateLimits.maximumValueBytes {
+            try StateLimits.check(keyBytes: key.count, valueBytes: valueBytes, store: name)
         }
     }
-    /// Serialises a value for the byte store and checks the store's limits.
-    private func encode(_ key: [UInt8], _ value: Value?) throws -> [UInt8]? {
-        let encoded = try value.map { try valueSerde.serialize($0) }
-        try StateLimits.check(key: key, value: encoded, store: name)
-        return encoded
+    /// Serialises a value only to check it and the key against the store's limits (a write to
+    /// an expired window keeps nothing, but a bad value still fails its record).
+    private func validate(_ key: [UInt8], _ value: Value?) throws {
+        try StateLimits.check(key: key, value: try value.map { try valueSerde.serialize($0) }, store: name)
     }
 
     public func fetch(_ key: Key, windowStart start: Timestamp) throws -> Value? {
@@ -227,26 +235,33 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
             if advance(to: start) { try stateStore.put(k, windowStart: start, value: value.map { try valueSerde.serialize($0) }) }
             return
         }
-        let encoded = try encode(k, value)
-        guard advance(to: start) else { return }
-        try cacheWrite(start, ByteKey(k), value, encoded: encoded)
+        try writeOwned(start, expired: { try validate(k, value) }) { window in
+            if let value {
+                try window.set(ByteKey(k), value, serialize: { try serializeValue(value, &$0) }) { try checkLimits(k, $0) }
+            } else {
+                try checkLimits(k, nil)
+                window.delete(ByteKey(k))
+            }
+        }
     }
     public func update(_ key: Key, windowStart start: Timestamp, _ body: (Value?) throws -> Value) throws -> (old: Value?, new: Value) {
         let k = try keySerde.serialize(key)
-        let live = start >= liveFloor
         guard owns(start) else {
-            let old = live ? try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) } : nil
+            let old = start >= liveFloor ? try stateStore.fetch(k, windowStart: start).map { try valueSerde.deserialize($0) } : nil
             let new = try body(old)
             if advance(to: start) { try stateStore.put(k, windowStart: start, value: try valueSerde.serialize(new)) }
             return (old, new)
         }
-        let bytesKey = ByteKey(k)
-        let window = live ? cachedWindow(start) : nil
-        let old = window?.value(bytesKey)
-        let new = try body(old)
-        let encoded = try encode(k, new)
-        if advance(to: start) { try cacheWrite(start, bytesKey, new, encoded: encoded) }
-        return (old, new)
+        var old: Value? = nil
+        var new: Value? = nil
+        try writeOwned(start, expired: { new = try body(nil); try validate(k, new) }) { window in
+            try window.update(ByteKey(k), { value in
+                old = value
+                new = try body(value)
+                return new!
+            }, serialize: serializeValue) { try checkLimits(k, $0) }
+        }
+        return (old, new!)
     }
     /// ``update(_:windowStart:_:)`` without returning the values (an emit-final aggregation
     /// forwards nothing per update): no result tuple, and the value serialised directly.
@@ -256,21 +271,9 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
             return
         }
         let k = try serializeKey(key)
-        // A window later than the latest start is live and becomes the latest; the store's
-        // stream time moves only once the update has succeeded.
-        guard start >= liveFloor else {
-            _ = try encode(k, try body(nil))  // expired, but a bad value still fails its record
-            return
+        try writeOwned(start, expired: { try validate(k, try body(nil)) }) { window in
+            try window.update(ByteKey(k), body, serialize: serializeValue) { try checkLimits(k, $0) }
         }
-        let window = window(start)
-        let wasClean = !window.hasPending
-        try window.update(ByteKey(k), body, serialize: serializeValue) { valueBytes in
-            if k.count > StateLimits.maximumKeyBytes || valueBytes > StateLimits.maximumValueBytes {
-                try StateLimits.check(keyBytes: k.count, valueBytes: valueBytes, store: name)
-            }
-        }
-        _ = advance(to: start)
-        if wasClean { dirtyWindows.insert(start) }
     }
     /// Values of `key` in windows starting in `from...to`, from the byte store after a write-back.
     public func fetch(_ key: Key, from: Timestamp, to: Timestamp) throws -> [(start: Timestamp, value: Value)] {
@@ -289,25 +292,10 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     /// serialised key. Windows this wrapper owns come from its cache, older ones from the byte
     /// store (``WindowStore/fetchAll(from:to:)``, which reads only the segments of the range).
     public func fetchAll(from: Timestamp, to: Timestamp) throws -> [(key: Windowed<Key>, value: Value)] {
-        let floor = liveFloor
-        guard max(from, floor) <= to else { return [] }
-        let firstOwned = firstOwnedStart
         var result: [(key: Windowed<Key>, value: Value)] = []
-        if max(from, floor) < firstOwned {
-            var entries = try stateStore.fetchAll(from: max(from, floor), to: min(to, firstOwned - 1))
-            entries.sort { $0.windowStart != $1.windowStart ? $0.windowStart < $1.windowStart : StoreBytes.less($0.key, $1.key) }
-            for entry in entries {
-                result.append((Windowed(key: try keySerde.deserialize(entry.key),
-                                        window: Window(start: entry.windowStart, end: entry.windowStart + windowSize)),
-                               try valueSerde.deserialize(entry.value)))
-            }
-        }
-        let low = max(from, firstOwned, floor)
-        guard low <= to else { return result }
-        for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
-            let window = Window(start: start, end: start + windowSize)
-            try cache[start]!.forEachInKeyOrder { key, value in
-                result.append((Windowed(key: try keySerde.deserialize(key), window: window), value))
+        try forEachWindow(from: from, to: to, older: { result = $0 }) { window, keys, slots, entries in
+            for j in keys.indices {
+                result.append((Windowed(key: try deserializeKey(keys[j]), window: window), entries.value(atSlot: slots[j])))
             }
         }
         return result
@@ -320,15 +308,21 @@ public final class PersistentTaskWindowStore<Key, Value>: TaskWindowStore, Write
     func forEachWindow(from: Timestamp, to: Timestamp,
                        older: ([(key: Windowed<Key>, value: Value)]) throws -> Void,
                        cached: (_ window: Window, _ keys: [[UInt8]], _ slots: [Int], _ entries: WindowCache<Value>) throws -> Void) throws {
-        let floor = liveFloor
-        let firstOwned = firstOwnedStart
-        if max(from, floor) < firstOwned {
-            let entries = try fetchAll(from: from, to: min(to, firstOwned - 1))
-            if !entries.isEmpty { try older(entries) }
-        }
-        let low = max(from, firstOwned, floor)
+        let low = max(from, liveFloor)
         guard low <= to else { return }
-        for start in cache.keys.filter({ $0 >= low && $0 <= to }).sorted() {
+        let firstOwned = firstOwnedStart
+        if low < firstOwned {
+            var entries = try stateStore.fetchAll(from: low, to: min(to, firstOwned - 1))
+            entries.sort { $0.windowStart != $1.windowStart ? $0.windowStart < $1.windowStart : StoreBytes.less($0.key, $1.key) }
+            if !entries.isEmpty {
+                try older(try entries.map { entry in
+                    (Windowed(key: try keySerde.deserialize(entry.key),
+                              window: Window(start: entry.windowStart, end: entry.windowStart + windowSize)),
+                     try valueSerde.deserialize(entry.value))
+                })
+            }
+        }
+        for start in cache.keys.filter({ $0 >= max(low, firstOwned) && $0 <= to }).sorted() {
             let entries = cache[start]!
             let (keys, slots) = entries.liveInKeyOrder()
             try cached(Window(start: start, end: start + windowSize), keys, slots, entries)

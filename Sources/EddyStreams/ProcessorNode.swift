@@ -349,35 +349,24 @@ final class SinkNode<KS: Serde, VS: Serde>: ProcessorNode<KS.Value, VS.Value, Vo
     }
     override func process(_ key: KS.Value, _ value: VS.Value) throws {
         scratch.removeAll(keepingCapacity: true)
-        if !(hasExtractor || hasPartitioner) {
-            // The common case, kept free of optional generic values: in unspecialised code each
-            // would cost metadata lookups per record, even in a branch not taken, so the other
-            // cases live in a function of their own.
-            let keyIsNull = keyMayBeNull && self.keyIsNull(key)
-            let valueIsNull = valueMayBeNull && self.valueIsNull(value)
-            if !keyIsNull { try keySerde.serialize(key, appendingTo: &scratch) }
-            let keyCount = scratch.count
-            if !valueIsNull { try valueSerde.serialize(value, appendingTo: &scratch) }
-            try emit(topic: resolvedTopic, partition: nil, keyCount: keyCount, keyIsNull: keyIsNull, valueIsNull: valueIsNull)
-            return
-        }
-        try processInGeneral(key, value)
-    }
-
-    /// Dynamic topics and custom partitioners.
-    @inline(never)
-    private func processInGeneral(_ key: KS.Value, _ value: VS.Value) throws {
-        let target: String
-        if hasExtractor {
-            target = extractor!(key, value, context.recordContext)
-        } else {
-            target = resolvedTopic
-        }
         let keyIsNull = keyMayBeNull && self.keyIsNull(key)
         let valueIsNull = valueMayBeNull && self.valueIsNull(value)
         if !keyIsNull { try keySerde.serialize(key, appendingTo: &scratch) }
         let keyCount = scratch.count
         if !valueIsNull { try valueSerde.serialize(value, appendingTo: &scratch) }
+        if hasExtractor || hasPartitioner {
+            // Kept out of line: the optional closures would cost generic metadata lookups per
+            // record in unspecialised code, even in a branch not taken.
+            try emitInGeneral(key, value, keyCount: keyCount, keyIsNull: keyIsNull, valueIsNull: valueIsNull)
+        } else {
+            try emit(topic: resolvedTopic, partition: nil, keyCount: keyCount, keyIsNull: keyIsNull, valueIsNull: valueIsNull)
+        }
+    }
+
+    /// Dynamic topics and custom partitioners: the record's topic and partition, then ``emit``.
+    @inline(never)
+    private func emitInGeneral(_ key: KS.Value, _ value: VS.Value, keyCount: Int, keyIsNull: Bool, valueIsNull: Bool) throws {
+        let target = hasExtractor ? extractor!(key, value, context.recordContext) : resolvedTopic
         var partition: Int? = nil
         if hasPartitioner, let count = context.collector.partitionCount(of: target) {
             partition = partitioner!(target, key, value, count)

@@ -153,11 +153,6 @@ final class WindowCache<Value> {
     }
     /// The value in slot `slot` (one that ``liveInKeyOrder()`` returned).
     func value(atSlot slot: Int) -> Value { values[slot] }
-    /// Visits the present entries in the order of their serialised keys (``StoreBytes/less(_:_:)``).
-    func forEachInKeyOrder(_ body: (_ key: [UInt8], _ value: Value) throws -> Void) throws {
-        let (keys, slots) = liveInKeyOrder()
-        for j in keys.indices { try body(keys[j], values[slots[j]]) }
-    }
 }
 
 /// What a ``WindowCache`` keeps per slot besides the value (outside the generic class, so
